@@ -1,0 +1,76 @@
+"""Settings: one typed object. Only ``cli.py`` builds it from flags and ``THREADLINE_*`` env vars;
+everything else receives it. Nothing here reads the environment at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./threadline-data")
+    # Empty means SQLite at <data_dir>/threadline.db.
+    database_url: str = ""
+    # Empty means any bearer key is accepted (local development; logged at start-up).
+    api_keys: tuple[str, ...] = ()
+    # Run the run executor inside the API process (the embedded default).
+    executor: bool = True
+    # Upstream model provider (OpenAI-compatible chat completions).
+    upstream_base_url: str = ""
+    upstream_api_key: str = ""
+    models_file: Path | None = None
+    upstream_timeout_s: float = 600.0
+    upstream_max_retries: int = 2
+    # Embeddings for hybrid file_search; empty means keyword (BM25) search only.
+    embeddings_base_url: str = ""
+    embeddings_api_key: str = ""
+    embeddings_model: str = ""
+    max_upload_bytes: int = 512 * 1024 * 1024
+    # Header the SDK's poll helpers read as their sleep interval.
+    poll_after_ms: int = 100
+    run_expiry_s: int = 600
+    db_pool_size: int = 10
+    db_statement_timeout_ms: int = 30_000
+    log_level: str = "info"
+    workers: int = 1
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'threadline.db').resolve()}"
+
+
+def _parse(kind: type | str, raw: str) -> object:
+    kind_s = str(kind)
+    if "bool" in kind_s:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if "int" in kind_s and "Path" not in kind_s:
+        return int(raw)
+    if "float" in kind_s:
+        return float(raw)
+    if "tuple" in kind_s:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if "Path" in kind_s:
+        return Path(raw) if raw else None
+    return raw
+
+
+def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Settings from ``THREADLINE_<FIELD>`` variables, then explicit overrides (CLI flags)."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        raw = env.get(f"THREADLINE_{f.name.upper()}")
+        if raw is not None:
+            values[f.name] = _parse(f.type, raw)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

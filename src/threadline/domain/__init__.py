@@ -1,0 +1,1 @@
+"""Plain typed objects and rules with no I/O."""

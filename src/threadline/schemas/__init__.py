@@ -1,0 +1,1 @@
+"""Wire models: request bodies (pydantic, strict, no unknown fields) and response shapes."""

@@ -1,0 +1,105 @@
+"""The database handle: an engine, a thread to run blocking SQL on, and the unit of work.
+
+Services are plain synchronous functions of a ``UnitOfWork``; ``Database.transaction`` runs one on a
+worker thread inside exactly one transaction and commits once (design habit 2). SQLite gets a single
+worker thread: SQLite has one writer anyway, and one thread means no "database is locked" contention
+inside a process. PostgreSQL gets a pool of threads sized like the connection pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from threadline.config import Settings
+from threadline.domain.errors import InvalidRequest
+from threadline.storage.uow import UnitOfWork
+
+T = TypeVar("T")
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer. synchronous=NORMAL in WAL mode keeps every committed
+    # transaction across a crash of the process (kill -9); only an OS crash/power loss may lose
+    # the last transactions. busy_timeout covers a second process (e.g. `threadline migrate`).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_engine(settings: Settings) -> Engine:
+    url = sa.make_url(settings.effective_database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+psycopg")
+    return sa.create_engine(
+        url,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        connect_args={"options": f"-c statement_timeout={settings.db_statement_timeout_ms}"},
+    )
+
+
+class Database:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = create_engine(settings)
+        self.dialect = self.engine.dialect.name
+        threads = 1 if self.dialect == "sqlite" else max(2, settings.db_pool_size)
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="threadline-db")
+
+    def _in_transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
+        conn: Connection
+        with self.engine.begin() as conn:
+            return fn(UnitOfWork(conn))
+
+    async def transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Run ``fn`` in one transaction on the database thread; commit if it returns, roll back if
+        it raises. The caller publishes events or queues work only after this returns."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._in_transaction, fn)
+
+    def transaction_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """The same, for code already off the event loop (migrations, CLI, tests)."""
+        return self._in_transaction(fn)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def check_database_url(url: str) -> None:
+    """Reject a database URL we cannot serve, with a message a user can act on."""
+    try:
+        backend = sa.make_url(url).get_backend_name()
+    except sa.exc.ArgumentError as exc:
+        raise InvalidRequest(f"Invalid database URL: {exc}") from exc
+    if backend not in {"sqlite", "postgresql"}:
+        raise InvalidRequest(f"Unsupported database '{backend}': use sqlite:/// or postgresql://")

@@ -1,0 +1,54 @@
+"""Messages repository."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from threadline.domain.threads import ListParams, Message, Page
+from threadline.storage import tables
+from threadline.storage.pagination import fetch_page
+
+m = tables.messages
+
+
+def _message(row: Any) -> Message:
+    return Message(**row._mapping)
+
+
+class MessageRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert_many(self, messages: list[Message]) -> None:
+        if messages:
+            self.conn.execute(m.insert(), [dataclasses.asdict(message) for message in messages])
+
+    def get(self, thread_id: str, message_id: str) -> Message | None:
+        row = self.conn.execute(
+            sa.select(m).where(m.c.id == message_id, m.c.thread_id == thread_id)
+        ).first()
+        return None if row is None else _message(row)
+
+    def update(self, message: Message) -> None:
+        values = dataclasses.asdict(message)
+        del values["id"]
+        self.conn.execute(m.update().where(m.c.id == message.id).values(**values))
+
+    def delete(self, thread_id: str, message_id: str) -> bool:
+        result = self.conn.execute(m.delete().where(m.c.id == message_id, m.c.thread_id == thread_id))
+        return result.rowcount > 0
+
+    def list(self, thread_id: str, params: ListParams, run_id: str | None = None) -> Page[Message]:
+        where = [m.c.thread_id == thread_id]
+        if run_id is not None:
+            where.append(m.c.run_id == run_id)
+        return fetch_page(self.conn, m, where, params, _message)
+
+    def all_in_thread(self, thread_id: str) -> list[Message]:
+        """Every message of a thread, oldest first (prompt building)."""
+        rows = self.conn.execute(sa.select(m).where(m.c.thread_id == thread_id).order_by(m.c.id)).all()
+        return [_message(row) for row in rows]

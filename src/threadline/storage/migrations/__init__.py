@@ -1,0 +1,1 @@
+"""Alembic migrations, applied by ``threadline migrate`` and on ``threadline serve`` start."""

@@ -1,0 +1,54 @@
+"""Threads repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from threadline.domain.threads import ListParams, Page, Thread
+from threadline.storage import tables
+from threadline.storage.pagination import fetch_page
+
+t = tables.threads
+
+
+def _thread(row: Any) -> Thread:
+    return Thread(**row._mapping)
+
+
+class ThreadRepository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def insert(self, thread: Thread) -> None:
+        self.conn.execute(
+            t.insert().values(
+                id=thread.id,
+                created_at=thread.created_at,
+                tool_resources=thread.tool_resources,
+                metadata=thread.metadata,
+            )
+        )
+
+    def get(self, thread_id: str) -> Thread | None:
+        row = self.conn.execute(sa.select(t).where(t.c.id == thread_id)).first()
+        return None if row is None else _thread(row)
+
+    def update(self, thread: Thread) -> None:
+        self.conn.execute(
+            t.update()
+            .where(t.c.id == thread.id)
+            .values(tool_resources=thread.tool_resources, metadata=thread.metadata)
+        )
+
+    def delete(self, thread_id: str) -> bool:
+        """Delete the thread and everything under it (messages, runs, steps) in this transaction."""
+        for child in (tables.messages, tables.run_steps, tables.runs):
+            self.conn.execute(child.delete().where(child.c.thread_id == thread_id))
+        return self.conn.execute(t.delete().where(t.c.id == thread_id)).rowcount > 0
+
+    def list(self, params: ListParams, metadata_filter: dict[str, str]) -> Page[Thread]:
+        where = [t.c["metadata"][key].as_string() == value for key, value in metadata_filter.items()]
+        return fetch_page(self.conn, t, where, params, _thread)

@@ -1,0 +1,36 @@
+"""The unit of work a service receives: one connection inside one transaction, and its repositories.
+
+Repositories are created on first use so a request pays only for what it touches.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from sqlalchemy.engine import Connection
+
+from threadline.storage.assistants import AssistantRepository
+from threadline.storage.messages import MessageRepository
+from threadline.storage.runs import RunRepository
+from threadline.storage.threads import ThreadRepository
+
+
+class UnitOfWork:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @cached_property
+    def threads(self) -> ThreadRepository:
+        return ThreadRepository(self.conn)
+
+    @cached_property
+    def messages(self) -> MessageRepository:
+        return MessageRepository(self.conn)
+
+    @cached_property
+    def assistants(self) -> AssistantRepository:
+        return AssistantRepository(self.conn)
+
+    @cached_property
+    def runs(self) -> RunRepository:
+        return RunRepository(self.conn)
