@@ -1,0 +1,68 @@
+"""Shared fixtures: the real server (on SQLite and on PostgreSQL) and the official SDK as client.
+
+Every acceptance test talks HTTP to a `threadline serve` subprocess through `openai.OpenAI` with
+strict response validation, so a field the SDK's models require but we omit fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from tests.support import databases
+from tests.support.server import ServerProcess
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_report_header() -> list[str]:
+    reason = databases.postgres_unavailable_reason()
+    return ["postgres: " + ("available" if reason is None else f"SKIPPED ({reason})")]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        reason = databases.postgres_unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+    backend_name: str = request.param
+    return backend_name
+
+
+def server_env(backend: str) -> tuple[dict[str, str], str | None]:
+    """Env for a server on ``backend``; also the PostgreSQL URL to drop afterwards."""
+    if backend == "postgres":
+        url = databases.create_database()
+        return {"THREADLINE_DATABASE_URL": url}, url
+    return {}, None
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env, pg_url = server_env(backend)
+    proc = ServerProcess(tmp_path_factory.mktemp(f"server-{backend}"), env).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if pg_url:
+            databases.drop_database(pg_url)
+
+
+def make_client(base_url: str, api_key: str = "test-key") -> OpenAI:
+    return OpenAI(base_url=base_url, api_key=api_key, max_retries=0, _strict_response_validation=True)
+
+
+@pytest.fixture()
+def client(server: ServerProcess) -> Iterator[OpenAI]:
+    with make_client(server.base_url) as sdk:
+        yield sdk
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path
