@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (THREADLINE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (THREADLINE_PORT, default 8000)")
     serve.add_argument("--api-keys", help="comma-separated accepted keys (THREADLINE_API_KEYS)")
-    serve.add_argument("--upstream-base-url", help="OpenAI-compatible base URL (THREADLINE_UPSTREAM_BASE_URL)")
+    serve.add_argument(
+        "--upstream-base-url", help="OpenAI-compatible base URL (THREADLINE_UPSTREAM_BASE_URL)"
+    )
     serve.add_argument("--upstream-api-key", help="key for the upstream (THREADLINE_UPSTREAM_API_KEY)")
     serve.add_argument("--models-file", type=Path, help="TOML model->provider map (THREADLINE_MODELS_FILE)")
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
@@ -34,11 +36,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {
-        key: value
-        for key, value in vars(args).items()
-        if key != "command" and value is not None
-    }
+    overrides = {key: value for key, value in vars(args).items() if key != "command" and value is not None}
     if isinstance(overrides.get("api_keys"), str):
         overrides["api_keys"] = tuple(k.strip() for k in overrides["api_keys"].split(",") if k.strip())
     return settings_from_env(**overrides)
@@ -74,7 +72,9 @@ def migrate(settings: Settings) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "serve":
         serve(settings)
     elif args.command == "migrate":

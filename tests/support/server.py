@@ -23,7 +23,9 @@ def free_port() -> int:
 class ServerProcess:
     """``threadline serve`` in a subprocess. ``env`` adds THREADLINE_* settings."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.env = {**os.environ, "THREADLINE_DATA_DIR": str(data_dir), "THREADLINE_PORT": str(self.port)}

@@ -39,8 +39,7 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type.split(";")[0]:
         raise InvalidRequest(
-            "Invalid Content-Type header "
-            f"({content_type or 'none'}), expected application/json."
+            f"Invalid Content-Type header ({content_type or 'none'}), expected application/json."
         )
     try:
         data = orjson.loads(body)
@@ -66,7 +65,9 @@ def _limit(raw: str | None, maximum: int, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise InvalidParameter(
-            f"Invalid 'limit': expected an integer, but got '{raw}' instead.", param="limit", code="invalid_type"
+            f"Invalid 'limit': expected an integer, but got '{raw}' instead.",
+            param="limit",
+            code="invalid_type",
         ) from None
     if value < 1:
         raise InvalidParameter(

@@ -37,7 +37,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = (b"req_" + secrets.token_hex(16).encode())
+        request_id = b"req_" + secrets.token_hex(16).encode()
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -48,9 +48,12 @@ class RequestContextMiddleware:
             await send(message)
 
         if not self._authorised(scope):
-            await _send_error(send_with_id, AuthenticationFailed(
-                "Incorrect API key provided. You can find your API key in THREADLINE_API_KEYS."
-            ))
+            await _send_error(
+                send_with_id,
+                AuthenticationFailed(
+                    "Incorrect API key provided. You can find your API key in THREADLINE_API_KEYS."
+                ),
+            )
             return
         try:
             await self.app(scope, receive, send_with_id)
@@ -62,9 +65,11 @@ class RequestContextMiddleware:
 
 async def _send_error(send: Send, error: ThreadlineError) -> None:
     body = orjson.dumps(error_body(error))
-    await send({
-        "type": "http.response.start",
-        "status": error.status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": error.status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -68,10 +68,14 @@ def content_parts(content: str | list[TextPart | ImageFilePart | ImageUrlPart]) 
             parts.append({"type": "text", "text": {"value": part.text, "annotations": []}})
         elif isinstance(part, ImageFilePart):
             ref = part.image_file
-            parts.append({"type": "image_file", "image_file": {"file_id": ref.file_id, "detail": ref.detail or "auto"}})
+            parts.append(
+                {"type": "image_file", "image_file": {"file_id": ref.file_id, "detail": ref.detail or "auto"}}
+            )
         else:
             ref_url = part.image_url
-            parts.append({"type": "image_url", "image_url": {"url": ref_url.url, "detail": ref_url.detail or "auto"}})
+            parts.append(
+                {"type": "image_url", "image_url": {"url": ref_url.url, "detail": ref_url.detail or "auto"}}
+            )
     return parts
 
 

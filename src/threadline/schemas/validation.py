@@ -26,15 +26,21 @@ _TYPE_NAMES = {
 }
 
 
-def param_path(loc: tuple[int | str, ...]) -> str:
+def param_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """OpenAI's ``a.b[0].c`` path for a pydantic error location. Pydantic also puts union branch
+    names and discriminator tags into ``loc``; walking the input keeps only real keys and indexes."""
     path = ""
-    for part in loc:
+    current = data
+    for position, part in enumerate(loc):
         if isinstance(part, int):
-            path += f"[{part}]"
-        elif part in {"str", "list", "dict"} or "[" in part or part.startswith("function-"):
-            continue  # pydantic's names for union branches, not part of the JSON path
-        else:
+            if isinstance(current, list) and 0 <= part < len(current):
+                path += f"[{part}]"
+                current = current[part]
+            continue
+        is_last = position == len(loc) - 1
+        if isinstance(current, dict) and (part in current or is_last):
             path += f".{part}" if path else part
+            current = current.get(part)
     return path
 
 
@@ -45,8 +51,8 @@ def _got(value: Any) -> str:
     return "a value"
 
 
-def _error_for(err: ErrorDetails) -> InvalidRequest:
-    param = param_path(err["loc"])
+def _error_for(err: ErrorDetails, data: Any) -> InvalidRequest:
+    param = param_path(err["loc"], data)
     kind = err["type"]
     ctx = err.get("ctx") or {}
     value = err.get("input")
@@ -72,11 +78,19 @@ def _error_for(err: ErrorDetails) -> InvalidRequest:
             param=param,
             code="string_below_min_length",
         )
+    if kind == "string_pattern_mismatch":
+        return InvalidParameter(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+            f"pattern '{ctx.get('pattern')}'.",
+            param=param,
+            code="invalid_value",
+        )
     if kind == "too_long":
         if isinstance(value, dict):
             return InvalidParameter(
                 f"Invalid '{param}': too many properties. Expected an object with at most "
-                f"{ctx.get('max_length')} properties, but got an object with {len(value)} properties instead.",
+                f"{ctx.get('max_length')} properties, but got an object with {len(value)} "
+                "properties instead.",
                 param=param,
                 code="object_above_max_properties",
             )
@@ -97,7 +111,12 @@ def _error_for(err: ErrorDetails) -> InvalidRequest:
         number = "integer" if isinstance(value, int) else "decimal"
         above = kind.startswith("less")
         bound = next(iter(ctx.values()), "?")
-        relation = {"less_than_equal": "<=", "less_than": "<", "greater_than_equal": ">=", "greater_than": ">"}
+        relation = {
+            "less_than_equal": "<=",
+            "less_than": "<",
+            "greater_than_equal": ">=",
+            "greater_than": ">",
+        }
         return InvalidParameter(
             f"Invalid '{param}': {number} {'above maximum' if above else 'below minimum'} value. "
             f"Expected a value {relation[kind]} {bound}, but got {value} instead.",
@@ -127,4 +146,4 @@ def parse_model(model: type[M], data: Any) -> M:
         errors = exc.errors(include_url=False)
         # A union (e.g. content: string | parts) reports one error per branch; the most specific one
         # (the deepest path) is the one a user can act on.
-        raise _error_for(max(errors, key=lambda e: len(e["loc"]))) from None
+        raise _error_for(max(errors, key=lambda e: len(e["loc"])), data) from None

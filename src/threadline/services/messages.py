@@ -64,8 +64,6 @@ def delete(uow: UnitOfWork, thread_id: str, message_id: str) -> None:
         raise MessageNotFound(message_id)
 
 
-def list_messages(
-    uow: UnitOfWork, thread_id: str, params: ListParams, run_id: str | None
-) -> Page[Message]:
+def list_messages(uow: UnitOfWork, thread_id: str, params: ListParams, run_id: str | None) -> Page[Message]:
     _require_thread(uow, thread_id)
     return uow.messages.list(thread_id, params, run_id)

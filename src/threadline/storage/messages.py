@@ -28,9 +28,7 @@ class MessageRepository:
             self.conn.execute(m.insert(), [dataclasses.asdict(message) for message in messages])
 
     def get(self, thread_id: str, message_id: str) -> Message | None:
-        row = self.conn.execute(
-            sa.select(m).where(m.c.id == message_id, m.c.thread_id == thread_id)
-        ).first()
+        row = self.conn.execute(sa.select(m).where(m.c.id == message_id, m.c.thread_id == thread_id)).first()
         return None if row is None else _message(row)
 
     def update(self, message: Message) -> None:

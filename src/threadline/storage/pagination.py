@@ -41,7 +41,7 @@ def fetch_page(
     )
     rows = conn.execute(query).all()
     has_more = len(rows) > params.limit
-    rows = rows[: params.limit]
+    rows = list(rows[: params.limit])
     if backwards:
         rows.reverse()
     return Page([to_object(row) for row in rows], has_more)
