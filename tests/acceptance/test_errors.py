@@ -158,3 +158,12 @@ def test_any_key_accepted_when_unset_and_logged(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "any API key is accepted" in server.log()
+
+
+def test_nul_characters_are_refused_on_every_backend(server: ServerProcess) -> None:
+    thread_id = httpx.post(f"{server.base_url}/threads").json()["id"]
+    response = httpx.post(
+        f"{server.base_url}/threads/{thread_id}/messages", json={"role": "user", "content": "a\x00b"}
+    )
+    assert response.status_code == 400 and "NUL" in error_of(response)["message"]
+    assert httpx.get(f"{server.base_url}/threads/{thread_id}/messages").json()["data"] == []

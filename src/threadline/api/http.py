@@ -51,6 +51,9 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("Invalid body: expected a JSON object.")
+    if b"\\u0000" in body:
+        # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend alike.
+        raise InvalidRequest("Invalid body: strings may not contain the NUL character (\\u0000).")
     return data
 
 

@@ -77,8 +77,16 @@ class Database:
 
     def _in_transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
         conn: Connection
-        with self.engine.begin() as conn:
-            return fn(UnitOfWork(conn))
+        try:
+            with self.engine.begin() as conn:
+                return fn(UnitOfWork(conn))
+        except sa.exc.DataError as exc:
+            # The database refused a value (e.g. PostgreSQL cannot store a NUL character in text or
+            # JSONB). That is bad input, not a server fault; the transaction was rolled back.
+            raise InvalidRequest(
+                "Invalid request: a value contains characters the database cannot store "
+                f"({type(exc.orig).__name__ if exc.orig else 'DataError'})."
+            ) from None
 
     async def transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in one transaction on the database thread; commit if it returns, roll back if
