@@ -156,3 +156,18 @@ class NoProviderForModel(UpstreamError):
             code="server_error",
             retryable=False,
         )
+
+
+# --- ingestion -----------------------------------------------------------------------------------
+# A file that cannot be indexed. ``code`` is what a vector-store file's ``last_error.code`` becomes
+# (runtime-behaviours §7: server_error | unsupported_file | invalid_file).
+class UnsupportedFile(InvalidRequest):
+    """A file type that retrieval cannot index (unknown extension that is not text, legacy .doc)."""
+
+    code = "unsupported_file"
+
+
+class InvalidFile(InvalidRequest):
+    """A supported type whose content is broken: a corrupt PDF/docx, text that is not UTF-8/UTF-16."""
+
+    code = "invalid_file"
