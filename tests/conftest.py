@@ -13,6 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.support import databases
+from tests.support.fake_model import FakeModelServer
 from tests.support.server import ServerProcess
 
 BACKENDS = ["sqlite", "postgres"]
@@ -33,17 +34,40 @@ def backend(request: pytest.FixtureRequest) -> str:
     return backend_name
 
 
-def server_env(backend: str) -> tuple[dict[str, str], str | None]:
+@pytest.fixture(scope="session")
+def fake_model_server() -> Iterator[FakeModelServer]:
+    """The one scripted model server of the session; every server under test points at it."""
+    with FakeModelServer() as fake:
+        yield fake
+
+
+@pytest.fixture()
+def fake(fake_model_server: FakeModelServer) -> Iterator[FakeModelServer]:
+    """The shared fake, emptied before each test (tests run one at a time)."""
+    fake_model_server.reset()
+    yield fake_model_server
+    fake_model_server.reset()
+
+
+def server_env(backend: str, upstream_base_url: str | None = None) -> tuple[dict[str, str], str | None]:
     """Env for a server on ``backend``; also the PostgreSQL URL to drop afterwards."""
+    env: dict[str, str] = {}
+    if upstream_base_url is not None:
+        env["THREADLINE_UPSTREAM_BASE_URL"] = upstream_base_url
+        # Failures should fail tests fast: one retry with the default backoff.
+        env["THREADLINE_UPSTREAM_MAX_RETRIES"] = "1"
     if backend == "postgres":
         url = databases.create_database()
-        return {"THREADLINE_DATABASE_URL": url}, url
-    return {}, None
+        env["THREADLINE_DATABASE_URL"] = url
+        return env, url
+    return env, None
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env, pg_url = server_env(backend)
+def server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, fake_model_server: FakeModelServer
+) -> Iterator[ServerProcess]:
+    env, pg_url = server_env(backend, fake_model_server.base_url)
     proc = ServerProcess(tmp_path_factory.mktemp(f"server-{backend}"), env).start()
     try:
         yield proc

@@ -14,8 +14,16 @@ from starlette.middleware import Middleware
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.routes import v1_routes
+from threadline.blobs import LocalDiskBlobStore
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
+from threadline.executor.bus import InProcessBus
+from threadline.executor.file_search import FileSearchTool
+from threadline.executor.ingestion import IngestionWorker
+from threadline.executor.tools import ToolRegistry
+from threadline.executor.worker import Executor
+from threadline.llm.embeddings import embedding_model_from_settings
+from threadline.llm.providers import ProviderRouter
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
 
@@ -32,9 +40,38 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.settings = settings
         if not settings.api_keys:
             log.warning("THREADLINE_API_KEYS is not set: any API key is accepted (local development mode)")
+        # Runs: the bus always exists (streams subscribe to it); the embedded executor unless disabled.
+        # Server-side tools (file_search) register themselves on app.state.tool_registry.
+        app.state.bus = InProcessBus()
+        app.state.tool_registry = ToolRegistry()
+        # file_search answers from our vector stores (hybrid when embeddings are configured).
+        embedder = embedding_model_from_settings(settings)
+        app.state.embedder = embedder
+        app.state.tool_registry.register(FileSearchTool(db, embedder))
+        router = ProviderRouter.from_settings(settings)
+        executor: Executor | None = None
+        if settings.executor:
+            executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry)
+            await executor.start()
+        app.state.executor = executor
+        # Files and vector stores: bytes on disk and the background ingestion worker (it runs
+        # wherever the executor runs).
+        app.state.blobs = LocalDiskBlobStore(settings.data_dir / "files")
+        ingestion: IngestionWorker | None = None
+        if settings.executor:
+            ingestion = IngestionWorker(db, app.state.blobs, embedder, sole_process=settings.workers <= 1)
+            await ingestion.start()
+        app.state.ingestion = ingestion
         try:
             yield
         finally:
+            if ingestion is not None:
+                await ingestion.stop()
+            if embedder is not None:
+                await embedder.aclose()
+            if executor is not None:
+                await executor.aclose()
+            await router.aclose()
             db.close()
 
     return Starlette(

@@ -1,37 +1,96 @@
-"""``threadline serve | migrate``: the only place that reads flags and env vars into Settings."""
+"""``threadline serve | migrate``: the only place that reads flags and env vars into Settings.
+
+Every flag has an environment variable, ``THREADLINE_<FLAG>`` (dashes as underscores); a flag wins
+over its variable. ``serve --workers N`` runs N API processes under uvicorn's supervisor: they are
+spawned from an import string, so the CLI serialises the Settings it built into one variable,
+``THREADLINE_SETTINGS_JSON``, and ``api_process_app`` (the factory each process calls) reads it back —
+still here, so this module stays the only reader of the environment.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from threadline.config import Settings, settings_from_env
+from threadline.config import Settings, settings_from_env, settings_from_json, settings_to_json
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+log = logging.getLogger("threadline")
+
+SETTINGS_JSON_ENV = "THREADLINE_SETTINGS_JSON"
+
+
+def _common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, help="data directory (THREADLINE_DATA_DIR)")
+    p.add_argument("--database-url", help="sqlite:///... or postgresql://... (THREADLINE_DATABASE_URL)")
+    p.add_argument("--log-level", help="debug|info|warning|error (THREADLINE_LOG_LEVEL)")
+    p.add_argument(
+        "--db-pool-size",
+        type=int,
+        help="PostgreSQL connections per process, and as many again in overflow (THREADLINE_DB_POOL_SIZE)",
+    )
+    p.add_argument(
+        "--db-statement-timeout-ms",
+        type=int,
+        help="PostgreSQL statement_timeout per connection (THREADLINE_DB_STATEMENT_TIMEOUT_MS)",
+    )
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    """What executing runs needs: the upstream model provider and run limits."""
+    p.add_argument("--upstream-base-url", help="OpenAI-compatible base URL (THREADLINE_UPSTREAM_BASE_URL)")
+    p.add_argument("--upstream-api-key", help="key for the upstream (THREADLINE_UPSTREAM_API_KEY)")
+    p.add_argument("--models-file", type=Path, help="TOML model->provider map (THREADLINE_MODELS_FILE)")
+    p.add_argument(
+        "--upstream-timeout-s", type=float, help="upstream request timeout (THREADLINE_UPSTREAM_TIMEOUT_S)"
+    )
+    p.add_argument(
+        "--upstream-max-retries", type=int, help="upstream retries (THREADLINE_UPSTREAM_MAX_RETRIES)"
+    )
+    p.add_argument("--embeddings-base-url", help="embeddings endpoint (THREADLINE_EMBEDDINGS_BASE_URL)")
+    p.add_argument("--embeddings-api-key", help="embeddings key (THREADLINE_EMBEDDINGS_API_KEY)")
+    p.add_argument("--embeddings-model", help="embeddings model (THREADLINE_EMBEDDINGS_MODEL)")
+    p.add_argument(
+        "--run-expiry-s", type=int, help="requires_action runs expire after this (THREADLINE_RUN_EXPIRY_S)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API server")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", type=Path, help="data directory (THREADLINE_DATA_DIR)")
-        p.add_argument("--database-url", help="sqlite:///... or postgresql://... (THREADLINE_DATABASE_URL)")
-        p.add_argument("--log-level", help="debug|info|warning|error (THREADLINE_LOG_LEVEL)")
-
     serve = sub.add_parser("serve", help="serve the API under /v1 (applies migrations first)")
-    common(serve)
+    _common_flags(serve)
     serve.add_argument("--host", help="bind address (THREADLINE_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (THREADLINE_PORT, default 8000)")
+    serve.add_argument(
+        "--workers", type=int, help="API processes sharing the port (THREADLINE_WORKERS, default 1)"
+    )
+    serve.add_argument(
+        "--executor",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="execute runs inside the API process(es); --no-executor serves the API only and leaves "
+        "runs to `threadline worker` processes (THREADLINE_EXECUTOR, default true)",
+    )
     serve.add_argument("--api-keys", help="comma-separated accepted keys (THREADLINE_API_KEYS)")
     serve.add_argument(
-        "--upstream-base-url", help="OpenAI-compatible base URL (THREADLINE_UPSTREAM_BASE_URL)"
+        "--max-upload-bytes", type=int, help="largest accepted file (THREADLINE_MAX_UPLOAD_BYTES)"
     )
-    serve.add_argument("--upstream-api-key", help="key for the upstream (THREADLINE_UPSTREAM_API_KEY)")
-    serve.add_argument("--models-file", type=Path, help="TOML model->provider map (THREADLINE_MODELS_FILE)")
+    serve.add_argument(
+        "--poll-after-ms", type=int, help="poll interval advertised to SDKs (THREADLINE_POLL_AFTER_MS)"
+    )
+    _model_flags(serve)
+
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
-    common(migrate)
+    _common_flags(migrate)
     return parser
 
 
@@ -42,18 +101,54 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings_from_env(**overrides)
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def api_process_app() -> Starlette:
+    """The factory uvicorn calls in each API process of ``serve --workers N``. The parent already
+    applied migrations, so the processes do not race to (they would be safe, only slower).
+
+    Also usable under another process manager (``uvicorn --factory threadline.cli:api_process_app``):
+    without ``THREADLINE_SETTINGS_JSON`` it reads the ``THREADLINE_*`` variables, and it never
+    migrates, so run ``threadline migrate`` first."""
+    from threadline.app import create_app
+
+    raw = os.environ.get(SETTINGS_JSON_ENV)
+    settings = settings_from_env() if raw is None else settings_from_json(raw)
+    _configure_logging(settings)
+    return create_app(settings, migrate=False)
+
+
 def serve(settings: Settings) -> None:
     import uvicorn
 
     from threadline.app import create_app
 
+    options: dict[str, object] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+        "lifespan": "on",
+    }
+    if settings.workers <= 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    if not settings.database_url.startswith("postgres"):
+        log.warning(
+            "serve --workers %d on SQLite: the processes share one writer; use PostgreSQL to scale out",
+            settings.workers,
+        )
+    migrate(settings)
+    os.environ[SETTINGS_JSON_ENV] = settings_to_json(settings)
     uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        lifespan="on",
+        f"{__name__}:{api_process_app.__name__}",
+        factory=True,
+        workers=settings.workers,
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -66,15 +161,13 @@ def migrate(settings: Settings) -> None:
         upgrade(db.engine)
     finally:
         db.close()
-    print(f"migrated {settings.effective_database_url.split('@')[-1]}")
+    print(f"migrated {settings.effective_database_url.split('@')[-1]}", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     settings = _settings(args)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging(settings)
     if args.command == "serve":
         serve(settings)
     elif args.command == "migrate":

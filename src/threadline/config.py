@@ -3,6 +3,7 @@ everything else receives it. Nothing here reads the environment at import time."
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -73,4 +74,34 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
         if raw is not None:
             values[f.name] = _parse(f.type, raw)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_to_json(settings: Settings) -> str:
+    """Settings as one JSON string: how ``serve --workers N`` hands the exact Settings the CLI built
+    to API processes that uvicorn spawns (they start from an import string, not from our objects)."""
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        values[f.name] = value
+    return json.dumps(values)
+
+
+def settings_from_json(raw: str) -> Settings:
+    """The inverse of ``settings_to_json``."""
+    values: dict[str, object] = json.loads(raw)
+    for f in fields(Settings):
+        if f.name not in values or values[f.name] is None:
+            continue
+        kind = str(f.type)
+        if "Path" in kind:
+            values[f.name] = Path(str(values[f.name]))
+        elif "tuple" in kind:
+            values[f.name] = tuple(values[f.name])  # type: ignore[arg-type]
     return Settings(**values)  # type: ignore[arg-type]

@@ -31,7 +31,10 @@ def test_assistant_every_field(client: OpenAI) -> None:
                 },
             },
         ],
-        tool_resources={"code_interpreter": {"file_ids": ["file-1"]}},
+        # Ids in tool_resources must name real files (issue 4).
+        tool_resources={
+            "code_interpreter": {"file_ids": [client.files.create(file=b"x", purpose="assistants").id]}
+        },
         metadata={"team": "edu"},
         temperature=0.2,
         top_p=0.9,

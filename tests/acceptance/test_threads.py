@@ -23,7 +23,13 @@ def test_create_with_no_body_and_empty_body(client: OpenAI, server: ServerProces
     assert raw.status_code == 200 and raw.json()["object"] == "thread"
 
 
+def _file_id(client: OpenAI) -> str:
+    """A real file: ids in messages and tool_resources must exist (issue 4)."""
+    return client.files.create(file=b"x", purpose="assistants").id
+
+
 def test_create_with_messages_in_order(client: OpenAI) -> None:
+    image_id, attached_id = _file_id(client), _file_id(client)
     thread = client.beta.threads.create(
         messages=[
             {"role": "user", "content": "first", "metadata": {"n": "1"}},
@@ -36,9 +42,9 @@ def test_create_with_messages_in_order(client: OpenAI) -> None:
                         "type": "image_url",
                         "image_url": {"url": "https://example.com/cat.png", "detail": "low"},
                     },
-                    {"type": "image_file", "image_file": {"file_id": "file-abc123"}},
+                    {"type": "image_file", "image_file": {"file_id": image_id}},
                 ],
-                "attachments": [{"file_id": "file-xyz", "tools": [{"type": "code_interpreter"}]}],
+                "attachments": [{"file_id": attached_id, "tools": [{"type": "code_interpreter"}]}],
             },
         ]
     )
@@ -51,8 +57,8 @@ def test_create_with_messages_in_order(client: OpenAI) -> None:
     assert second.content[0].text.value == "second"  # type: ignore[union-attr]
     assert [part.type for part in third.content] == ["text", "image_url", "image_file"]
     assert third.content[1].image_url.detail == "low"  # type: ignore[union-attr]
-    assert third.content[2].image_file.file_id == "file-abc123"  # type: ignore[union-attr]
-    assert third.attachments is not None and third.attachments[0].file_id == "file-xyz"
+    assert third.content[2].image_file.file_id == image_id  # type: ignore[union-attr]
+    assert third.attachments is not None and third.attachments[0].file_id == attached_id
     for message in messages:
         assert message.thread_id == thread.id
         assert message.status == "completed"
@@ -60,15 +66,17 @@ def test_create_with_messages_in_order(client: OpenAI) -> None:
 
 
 def test_tool_resources_stored_as_given(client: OpenAI) -> None:
+    file_ids = [_file_id(client), _file_id(client)]
+    store_id = client.vector_stores.create().id
     thread = client.beta.threads.create(
         tool_resources={
-            "code_interpreter": {"file_ids": ["file-a", "file-b"]},
-            "file_search": {"vector_store_ids": ["vs_abc"]},
+            "code_interpreter": {"file_ids": file_ids},
+            "file_search": {"vector_store_ids": [store_id]},
         }
     )
     assert thread.tool_resources is not None
-    assert thread.tool_resources.code_interpreter.file_ids == ["file-a", "file-b"]  # type: ignore[union-attr]
-    assert thread.tool_resources.file_search.vector_store_ids == ["vs_abc"]  # type: ignore[union-attr]
+    assert thread.tool_resources.code_interpreter.file_ids == file_ids  # type: ignore[union-attr]
+    assert thread.tool_resources.file_search.vector_store_ids == [store_id]  # type: ignore[union-attr]
 
 
 def test_tool_resources_limits(client: OpenAI) -> None:
@@ -133,11 +141,12 @@ def test_modify_replaces_metadata_and_tool_resources(client: OpenAI) -> None:
     updated = client.beta.threads.update(thread.id, metadata={"c": "3"})
     assert updated.metadata == {"c": "3"}
     assert client.beta.threads.retrieve(thread.id).metadata == {"c": "3"}
+    file_id = _file_id(client)
     updated = client.beta.threads.update(
-        thread.id, tool_resources={"code_interpreter": {"file_ids": ["file-1"]}}
+        thread.id, tool_resources={"code_interpreter": {"file_ids": [file_id]}}
     )
     assert updated.metadata == {"c": "3"}, "fields not sent keep their value"
-    assert updated.tool_resources.code_interpreter.file_ids == ["file-1"]  # type: ignore[union-attr]
+    assert updated.tool_resources.code_interpreter.file_ids == [file_id]  # type: ignore[union-attr]
 
 
 def test_delete_removes_thread_and_messages(client: OpenAI) -> None:

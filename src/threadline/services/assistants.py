@@ -26,7 +26,8 @@ def create(uow: UnitOfWork, request: AssistantCreate) -> Assistant:
         description=request.description,
         instructions=request.instructions,
         tools=dump(request.tools or []),
-        tool_resources=tool_resources_to_stored(uow, request.tool_resources),
+        # An assistant's helper-made store does not expire (only thread stores do).
+        tool_resources=tool_resources_to_stored(uow, request.tool_resources, store_expires=False),
         metadata=request.metadata or {},
         temperature=DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
         top_p=DEFAULT_TOP_P if request.top_p is None else request.top_p,

@@ -8,6 +8,7 @@ from threadline.domain.threads import ListParams, Message, Page
 from threadline.schemas.common import dump
 from threadline.schemas.messages import MessageCreate, MessageModify, content_parts
 from threadline.services.clock import now
+from threadline.services.vector_stores.attachments import apply_attachments
 from threadline.storage.uow import UnitOfWork
 
 
@@ -37,6 +38,7 @@ def create(uow: UnitOfWork, thread_id: str, request: MessageCreate) -> Message:
         raise ThreadLocked(f"Can't add messages to {thread_id} while a run {active} is active.")
     message = build(thread_id, request)
     uow.messages.insert_many([message])
+    apply_attachments(uow, thread_id, [message])
     return message
 
 

@@ -9,6 +9,7 @@ from threadline.schemas.threads import ThreadCreate, ThreadModify
 from threadline.services import messages as messages_service
 from threadline.services.clock import now
 from threadline.services.tool_resources import tool_resources_to_stored
+from threadline.services.vector_stores.attachments import apply_attachments
 from threadline.storage.uow import UnitOfWork
 
 
@@ -29,7 +30,9 @@ def create(uow: UnitOfWork, request: ThreadCreate) -> Thread:
     )
     uow.threads.insert(thread)
     # Messages are created in the order given; their ids sort after the thread's and each other's.
-    uow.messages.insert_many([messages_service.build(thread.id, m) for m in request.messages or []])
+    created = [messages_service.build(thread.id, m) for m in request.messages or []]
+    uow.messages.insert_many(created)
+    apply_attachments(uow, thread.id, created)
     return thread
 
 

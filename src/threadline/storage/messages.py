@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 from typing import Any
 
@@ -46,7 +47,7 @@ class MessageRepository:
             where.append(m.c.run_id == run_id)
         return fetch_page(self.conn, m, where, params, _message)
 
-    def all_in_thread(self, thread_id: str) -> list[Message]:
+    def all_in_thread(self, thread_id: str) -> builtins.list[Message]:
         """Every message of a thread, oldest first (prompt building)."""
         rows = self.conn.execute(sa.select(m).where(m.c.thread_id == thread_id).order_by(m.c.id)).all()
         return [_message(row) for row in rows]

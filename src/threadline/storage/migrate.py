@@ -1,5 +1,12 @@
-"""Apply migrations. Safe to run from several processes at once: on PostgreSQL an advisory lock
-serialises them; on SQLite the database's own write lock does (busy_timeout waits for it)."""
+"""Apply migrations. Safe to run from several processes at once (N API replicas starting together,
+or `threadline migrate` racing a server): each upgrade runs in one transaction that first takes a
+database-wide lock, so the second process waits, then finds the schema at head and does nothing.
+
+PostgreSQL: a transaction-scoped advisory lock. SQLite: ``BEGIN IMMEDIATE`` takes the write lock up
+front. Without it Python's sqlite3 module runs DDL outside any transaction (it only opens one before
+DML), and two processes both see an empty database and both ``CREATE TABLE`` — the loser fails with
+"table ... already exists". A waiting SQLite process is bounded by the connection's busy_timeout.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -26,4 +35,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK_KEY})
+        elif connection.dialect.name == "sqlite":
+            # The driver has not begun a transaction yet (it begins lazily, before DML only).
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         command.upgrade(alembic_config(connection), revision)
+
+
+def head_revision() -> str | None:
+    """The newest revision the code knows."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None when it was never migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -123,3 +123,82 @@ run_steps = sa.Table(
     sa.Index("ix_run_steps_run_id_id", "run_id", "id"),
     sa.Index("ix_run_steps_thread_id", "thread_id"),
 )
+
+# --- files and vector stores (file_search) -------------------------------------------------------
+# File bytes live in the blob store under the file id; this row is the metadata.
+files = sa.Table(
+    "files",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("filename", sa.Text, nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("expires_at", Timestamp),
+    sa.Index("ix_files_purpose_id", "purpose", "id"),
+    sa.Index("ix_files_expires_at", "expires_at"),
+)
+
+vector_stores = sa.Table(
+    "vector_stores",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("name", sa.Text),
+    sa.Column("metadata", Json, nullable=False),
+    sa.Column("last_active_at", Timestamp, nullable=False),
+    sa.Column("expires_after", Json),
+)
+
+# ``id`` is the File id: a file appears once per store. ``lease_expires_at`` is ingestion
+# bookkeeping (which worker holds an in_progress file, until when), never on the wire.
+vector_store_files = sa.Table(
+    "vector_store_files",
+    metadata,
+    sa.Column("vector_store_id", Id, primary_key=True),
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("chunking_strategy", Json, nullable=False),
+    sa.Column("attributes", Json),
+    sa.Column("usage_bytes", sa.BigInteger, nullable=False),
+    sa.Column("last_error", Json),
+    sa.Column("batch_id", Id),
+    sa.Column("lease_expires_at", sa.Float),
+    sa.Index("ix_vector_store_files_id", "id"),
+    sa.Index("ix_vector_store_files_status", "status"),
+    sa.Index("ix_vector_store_files_batch_id", "batch_id"),
+)
+
+file_batches = sa.Table(
+    "file_batches",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("vector_store_id", Id, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("cancelled", sa.Boolean, nullable=False),
+    sa.Index("ix_file_batches_vector_store_id", "vector_store_id"),
+)
+
+# One row per chunk. The keyword index over ``text`` is dialect-specific and lives only in the
+# migration: an FTS5 table ``chunks_fts`` (external content, kept in sync by triggers) on SQLite, a
+# GIN index ``ix_chunks_fts`` on to_tsvector('english', text) on PostgreSQL. Migration-vs-metadata
+# comparisons must skip objects named ``chunks_fts*`` / ``ix_chunks_fts``.
+# ``embedding`` holds float32 values (little-endian) when an embeddings model is configured.
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    # INTEGER PRIMARY KEY on SQLite: the rowid that FTS5's content_rowid points at.
+    sa.Column(
+        "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+    ),
+    sa.Column("vector_store_id", Id, nullable=False),
+    sa.Column("file_id", Id, nullable=False),
+    sa.Column("chunk_index", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    # Character offset of ``text`` in the extracted document (chunks overlap; content pages stitch).
+    sa.Column("start_char", sa.Integer, nullable=False),
+    sa.Column("embedding", sa.LargeBinary),
+    sa.Index("ix_chunks_vector_store_id_file_id", "vector_store_id", "file_id", "chunk_index"),
+    sa.Index("ix_chunks_file_id", "file_id"),
+)

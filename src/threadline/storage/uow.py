@@ -10,9 +10,13 @@ from functools import cached_property
 from sqlalchemy.engine import Connection
 
 from threadline.storage.assistants import AssistantRepository
+from threadline.storage.chunks import ChunkRepository
+from threadline.storage.files import FileRepository
 from threadline.storage.messages import MessageRepository
+from threadline.storage.run_steps import RunStepRepository
 from threadline.storage.runs import RunRepository
 from threadline.storage.threads import ThreadRepository
+from threadline.storage.vector_stores import VectorStoreRepository
 
 
 class UnitOfWork:
@@ -34,3 +38,19 @@ class UnitOfWork:
     @cached_property
     def runs(self) -> RunRepository:
         return RunRepository(self.conn)
+
+    @cached_property
+    def run_steps(self) -> RunStepRepository:
+        return RunStepRepository(self.conn)
+
+    @cached_property
+    def files(self) -> FileRepository:
+        return FileRepository(self.conn)
+
+    @cached_property
+    def vector_stores(self) -> VectorStoreRepository:
+        return VectorStoreRepository(self.conn)
+
+    @cached_property
+    def chunks(self) -> ChunkRepository:
+        return ChunkRepository(self.conn)

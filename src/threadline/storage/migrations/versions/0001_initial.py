@@ -1,4 +1,4 @@
-"""Initial schema: assistants, threads, messages, runs, run steps.
+"""Initial schema: assistants, threads, messages, runs, run steps, files, vector stores, chunks.
 
 Revision ID: 0001
 Revises:
@@ -116,8 +116,98 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_steps_run_id_id", "run_steps", ["run_id", "id"])
     op.create_index("ix_run_steps_thread_id", "run_steps", ["thread_id"])
+    _files_and_vector_stores()
+
+
+def _files_and_vector_stores() -> None:
+    op.create_table(
+        "files",
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("bytes", sa.BigInteger, nullable=False),
+        sa.Column("filename", sa.Text, nullable=False),
+        sa.Column("purpose", sa.String(32), nullable=False),
+        sa.Column("expires_at", Timestamp),
+    )
+    op.create_index("ix_files_purpose_id", "files", ["purpose", "id"])
+    op.create_index("ix_files_expires_at", "files", ["expires_at"])
+    op.create_table(
+        "vector_stores",
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("name", sa.Text),
+        sa.Column("metadata", Json, nullable=False),
+        sa.Column("last_active_at", Timestamp, nullable=False),
+        sa.Column("expires_after", Json),
+    )
+    op.create_table(
+        "vector_store_files",
+        sa.Column("vector_store_id", Id, primary_key=True),
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("chunking_strategy", Json, nullable=False),
+        sa.Column("attributes", Json),
+        sa.Column("usage_bytes", sa.BigInteger, nullable=False),
+        sa.Column("last_error", Json),
+        sa.Column("batch_id", Id),
+        sa.Column("lease_expires_at", sa.Float),
+    )
+    op.create_index("ix_vector_store_files_id", "vector_store_files", ["id"])
+    op.create_index("ix_vector_store_files_status", "vector_store_files", ["status"])
+    op.create_index("ix_vector_store_files_batch_id", "vector_store_files", ["batch_id"])
+    op.create_table(
+        "file_batches",
+        sa.Column("id", Id, primary_key=True),
+        sa.Column("vector_store_id", Id, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("cancelled", sa.Boolean, nullable=False),
+    )
+    op.create_index("ix_file_batches_vector_store_id", "file_batches", ["vector_store_id"])
+    op.create_table(
+        "chunks",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("vector_store_id", Id, nullable=False),
+        sa.Column("file_id", Id, nullable=False),
+        sa.Column("chunk_index", sa.Integer, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        # Character offset of ``text`` in the extracted document (chunks overlap; content pages stitch).
+        sa.Column("start_char", sa.Integer, nullable=False),
+        sa.Column("embedding", sa.LargeBinary),
+    )
+    op.create_index(
+        "ix_chunks_vector_store_id_file_id", "chunks", ["vector_store_id", "file_id", "chunk_index"]
+    )
+    op.create_index("ix_chunks_file_id", "chunks", ["file_id"])
+    _keyword_index()
+
+
+def _keyword_index() -> None:
+    """The BM25 index over chunks.text; dialect-specific, so not in ``tables.metadata``."""
+    if op.get_bind().dialect.name == "sqlite":
+        # External-content FTS5: the text is stored once (in chunks); triggers keep the index in step.
+        op.execute(
+            "CREATE VIRTUAL TABLE chunks_fts USING fts5("
+            "text, content='chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')"
+        )
+        op.execute(
+            "CREATE TRIGGER chunks_fts_ai AFTER INSERT ON chunks BEGIN "
+            "INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text); END"
+        )
+        op.execute(
+            "CREATE TRIGGER chunks_fts_ad AFTER DELETE ON chunks BEGIN "
+            "INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+        )
+    else:
+        op.execute("CREATE INDEX ix_chunks_fts ON chunks USING GIN (to_tsvector('english', text))")
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TABLE IF EXISTS chunks_fts")
+    for table in ("chunks", "file_batches", "vector_store_files", "vector_stores", "files"):
+        op.drop_table(table)
     for table in ("run_steps", "runs", "messages", "threads", "assistants"):
         op.drop_table(table)

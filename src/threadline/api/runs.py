@@ -1,0 +1,126 @@
+"""/v1/threads/runs and /v1/threads/{thread_id}/runs[/{run_id}[/cancel|/submit_tool_outputs]]
+
+Each handler commits one transaction through a service and only then hands the run to the executor
+(design habit 2). A streamed request subscribes to the bus before the hand-off so no event is lost.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from threadline.api.context import database, settings
+from threadline.api.http import json_response, list_params, parse_body
+from threadline.api.sse import event_stream
+from threadline.domain.events import RunChanged, RunEvent, ThreadCreated
+from threadline.domain.runs import Run
+from threadline.executor.bus import EventBus
+from threadline.executor.worker import Executor
+from threadline.schemas.common import list_envelope
+from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire
+from threadline.services.runs import cancel as cancel_service
+from threadline.services.runs import create as create_service
+from threadline.services.runs import queries
+from threadline.services.runs import submit_tool_outputs as submit_service
+
+
+def bus(request: Request) -> EventBus:
+    value: EventBus = request.app.state.bus
+    return value
+
+
+def executor(request: Request) -> Executor | None:
+    value: Executor | None = request.app.state.executor
+    return value
+
+
+def run_response(request: Request, run: Run) -> Response:
+    # The SDK's poll helpers sleep this long between GETs (1 s without it).
+    headers = {"openai-poll-after-ms": str(settings(request).poll_after_ms)}
+    return json_response(run_to_wire(run), headers=headers)
+
+
+def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
+    """Hand the committed run to the executor; answer with the run, or with its event stream."""
+    subscription = bus(request).subscribe(run.id) if stream else None
+    worker = executor(request)
+    if worker is not None:
+        worker.submit(run.id)
+    if subscription is None:
+        return run_response(request, run)
+    return event_stream(prelude, subscription)
+
+
+async def create_run(request: Request) -> Response:
+    thread_id = request.path_params["thread_id"]
+    body = await parse_body(request, RunCreate)
+    expiry_s = settings(request).run_expiry_s
+    run = await database(request).transaction(
+        lambda uow: create_service.create(uow, thread_id, body, expiry_s)
+    )
+    return _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
+
+
+async def create_thread_and_run(request: Request) -> Response:
+    body = await parse_body(request, ThreadAndRunCreate)
+    expiry_s = settings(request).run_expiry_s
+    thread, run = await database(request).transaction(
+        lambda uow: create_service.create_thread_and_run(uow, body, expiry_s)
+    )
+    prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
+    return _start(request, run, body.stream, prelude)
+
+
+async def retrieve_run(request: Request) -> Response:
+    thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
+    run = await database(request).transaction(lambda uow: queries.get(uow, thread_id, run_id))
+    return run_response(request, run)
+
+
+async def modify_run(request: Request) -> Response:
+    thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
+    body = await parse_body(request, RunModify)
+    run = await database(request).transaction(lambda uow: queries.modify(uow, thread_id, run_id, body))
+    return run_response(request, run)
+
+
+async def list_runs(request: Request) -> Response:
+    thread_id = request.path_params["thread_id"]
+    params = list_params(request)
+    page = await database(request).transaction(lambda uow: queries.list_runs(uow, thread_id, params))
+    return json_response(list_envelope([run_to_wire(r) for r in page.items], page.has_more))
+
+
+async def cancel_run(request: Request) -> Response:
+    thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
+    run, events, notify = await database(request).transaction(
+        lambda uow: cancel_service.cancel(uow, thread_id, run_id)
+    )
+    if events:
+        bus(request).publish(run.id, events)
+    worker = executor(request)
+    if notify and worker is not None:
+        worker.interrupt(run.id, "cancel")
+    return run_response(request, run)
+
+
+async def submit_tool_outputs(request: Request) -> Response:
+    thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
+    body = await parse_body(request, ToolOutputsSubmit)
+    run, events = await database(request).transaction(
+        lambda uow: submit_service.submit(uow, thread_id, run_id, body)
+    )
+    return _start(request, run, body.stream, events)
+
+
+routes = [
+    # Before threads' "/threads/{thread_id}" so that "runs" is not taken for a thread id.
+    Route("/threads/runs", create_thread_and_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", create_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs", list_runs, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", retrieve_run, methods=["GET"]),
+    Route("/threads/{thread_id}/runs/{run_id}", modify_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
+    Route("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", submit_tool_outputs, methods=["POST"]),
+]

@@ -1,0 +1,87 @@
+"""The one encoder of run events to Server-Sent Events (design habit 4).
+
+Each event is ``event: <name>\\ndata: <json>\\n\\n``; every stream ends with ``event: done`` /
+``data: [DONE]``. The stream holds no database transaction: it only reads the bus. When the client
+goes away Starlette stops the generator and the subscription is closed; the run itself carries on in
+the executor (a disconnect is not a cancel).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from starlette.responses import StreamingResponse
+
+from threadline.domain.events import (
+    MessageChanged,
+    MessageDelta,
+    RunChanged,
+    RunEvent,
+    StepChanged,
+    StepDelta,
+    StreamEnd,
+    StreamError,
+    ThreadCreated,
+)
+from threadline.executor.bus import Subscription
+from threadline.schemas.messages import message_to_wire
+from threadline.schemas.run_steps import message_delta_to_wire, step_delta_to_wire, step_to_wire
+from threadline.schemas.runs import run_to_wire
+from threadline.schemas.threads import thread_to_wire
+
+DONE = b"event: done\ndata: [DONE]\n\n"
+
+
+def _wire(event: RunEvent) -> tuple[str, Any]:
+    if isinstance(event, RunChanged):
+        return f"thread.run.{event.name}", run_to_wire(event.run)
+    if isinstance(event, StepChanged):
+        return f"thread.run.step.{event.name}", step_to_wire(event.step)
+    if isinstance(event, StepDelta):
+        return "thread.run.step.delta", step_delta_to_wire(event.step_id, event.tool_call)
+    if isinstance(event, MessageChanged):
+        return f"thread.message.{event.name}", message_to_wire(event.message)
+    if isinstance(event, MessageDelta):
+        return "thread.message.delta", message_delta_to_wire(
+            event.message_id, event.index, event.text, event.first
+        )
+    if isinstance(event, ThreadCreated):
+        return "thread.created", thread_to_wire(event.thread)
+    if isinstance(event, StreamError):
+        # The spec's ErrorEvent data is the Error object itself, never {"error": ...} (that makes the SDK
+        # raise mid-stream). The Python SDK (3.54) parses it two ways: `create(stream=True)` wraps the
+        # data as {"event", "data"} itself, while the `runs.stream()` helpers validate the data as the
+        # whole event. The same object also carries "event" and "data" so both yield an ErrorEvent.
+        error = {"message": event.message, "type": "server_error", "param": None, "code": event.code}
+        return "error", {**error, "event": "error", "data": error}
+    raise TypeError(f"not a wire event: {event!r}")
+
+
+def encode(event: RunEvent) -> bytes:
+    name, data = _wire(event)
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncIterator[bytes]:
+    try:
+        for event in prelude:
+            yield encode(event)
+        async for event in subscription.events():
+            if isinstance(event, StreamEnd):
+                break
+            yield encode(event)
+        yield DONE
+    finally:
+        subscription.close()
+
+
+def event_stream(prelude: list[RunEvent], subscription: Subscription) -> StreamingResponse:
+    """SSE for one run: ``prelude`` (events the request itself produced: thread.created,
+    thread.run.created, ...) then the bus's events until the run stops."""
+    return StreamingResponse(
+        _frames(prelude, subscription),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

@@ -1,0 +1,147 @@
+"""The file_search server tool: the model calls ``file_search(query)``, we search the assistant's and
+the thread's vector stores and hand the chunks back, each behind a citation marker it can quote.
+
+Defaults follow OpenAI (runtime-behaviours §7): ``max_num_results`` 20, ranker ``auto`` with
+``score_threshold`` 0, at most 16,000 tokens of retrieved text, and up to 60 s of waiting while the
+thread's store still has files in progress. An expired store fails the run ("Vector store '…' has
+expired").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from threadline.domain.errors import InvalidRequest
+from threadline.domain.runs import Run
+from threadline.executor.tools import ToolResult
+from threadline.llm.types import EmbeddingModel
+from threadline.retrieval import truncate
+from threadline.services.clock import now
+from threadline.services.vector_stores.citations import marker, run_search_results
+from threadline.services.vector_stores.search import SearchRequest, SearchResult, search
+from threadline.storage.database import Database
+from threadline.storage.uow import UnitOfWork
+
+DEFAULT_MAX_NUM_RESULTS = 20
+MAX_RESULT_TOKENS = 16_000
+THREAD_STORE_WAIT_S = 60.0
+_WAIT_POLL_S = 0.2
+
+_PARAMETERS = {
+    "type": "object",
+    "properties": {"query": {"type": "string", "description": "What to look for in the files."}},
+    "required": ["query"],
+}
+_DESCRIPTION = (
+    "Search the user's uploaded files. Returns passages, each introduced by a source marker such as "
+    "【0†name】. When you use a passage, quote its marker verbatim right after the statement it supports."
+)
+
+
+class FileSearchTool:
+    type = "file_search"
+    name = "file_search"
+
+    def __init__(self, db: Database, embedder: EmbeddingModel | None) -> None:
+        self.db = db
+        self.embedder = embedder
+
+    def chat_tool(self, tool: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": _DESCRIPTION, "parameters": _PARAMETERS},
+        }
+
+    async def call(self, run: Run, arguments: str) -> ToolResult:
+        query = _query(arguments)
+        settings = next((t.get("file_search") or {} for t in run.tools if t.get("type") == "file_search"), {})
+        options = settings.get("ranking_options") or {}
+        threshold = float(options.get("score_threshold") or 0.0)
+        ranking = {"ranker": options.get("ranker") or "default_2024_08_21", "score_threshold": threshold}
+        store_ids, thread_store_ids, first_index = await self.db.transaction(lambda uow: _scope(uow, run))
+        await self._wait_for_thread_stores(thread_store_ids)
+        results = await search(
+            self.db,
+            self.embedder,
+            SearchRequest(
+                vector_store_ids=store_ids,
+                queries=[query] if query else [],
+                max_num_results=int(settings.get("max_num_results") or DEFAULT_MAX_NUM_RESULTS),
+                score_threshold=threshold,
+            ),
+        )
+        details = {"ranking_options": ranking, "results": [_wire(r) for r in results]}
+        return ToolResult(output=_output(results, first_index), details=details)
+
+    def replay(self, details: dict[str, Any]) -> tuple[str, str]:
+        # Only the results are stored; numbering restarts at 0 in a replay of one call, which is
+        # what the model saw when there was a single search in the run.
+        lines = [
+            f"{marker(i, r.get('file_name', ''))}\n{(r.get('content') or [{}])[0].get('text', '')}"
+            for i, r in enumerate(details.get("results") or [])
+        ]
+        return "{}", "\n\n".join(lines) or "No results found."
+
+    async def _wait_for_thread_stores(self, store_ids: list[str]) -> None:
+        deadline = time.monotonic() + THREAD_STORE_WAIT_S
+        while store_ids and time.monotonic() < deadline:
+            busy = await self.db.transaction(lambda uow: _any_in_progress(uow, store_ids))
+            if not busy:
+                return
+            await asyncio.sleep(_WAIT_POLL_S)
+
+
+def _query(arguments: str) -> str:
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments  # a model that sent plain text still meant it as the query
+    if isinstance(parsed, dict):
+        query = parsed.get("query")
+        if isinstance(query, list):
+            return " ".join(str(q) for q in query)
+        return str(query or "")
+    return str(parsed)
+
+
+def _scope(uow: UnitOfWork, run: Run) -> tuple[list[str], list[str], int]:
+    """(every store to search, the thread's stores, where this call's result numbering starts)."""
+    assistant = uow.assistants.get(run.assistant_id)
+    thread = uow.threads.get(run.thread_id)
+    assistant_ids = _store_ids(assistant.tool_resources if assistant else None)
+    thread_ids = _store_ids(thread.tool_resources if thread else None)
+    store_ids = list(dict.fromkeys(assistant_ids + thread_ids))
+    at = now()
+    for store_id in store_ids:
+        store = uow.vector_stores.get(store_id)
+        if store is not None and store.expired(at):
+            raise InvalidRequest(f"Vector store '{store_id}' has expired")
+    return store_ids, thread_ids, len(run_search_results(uow, run.id))
+
+
+def _store_ids(resources: dict[str, Any] | None) -> list[str]:
+    return list(((resources or {}).get("file_search") or {}).get("vector_store_ids") or [])
+
+
+def _any_in_progress(uow: UnitOfWork, store_ids: list[str]) -> bool:
+    return any((s := uow.vector_stores.get(i)) is not None and s.file_counts.in_progress for i in store_ids)
+
+
+def _wire(result: SearchResult) -> dict[str, Any]:
+    return {
+        "file_id": result.hit.file_id,
+        "file_name": result.filename,
+        "score": result.hit.score,
+        "content": [{"type": "text", "text": result.hit.text}],
+    }
+
+
+def _output(results: list[SearchResult], first_index: int) -> str:
+    if not results:
+        return "No results found."
+    passages = [f"{marker(first_index + i, r.filename)}\n{r.hit.text}" for i, r in enumerate(results)]
+    return truncate("\n\n".join(passages), MAX_RESULT_TOKENS)

@@ -1,0 +1,102 @@
+"""The ingestion worker: indexes vector-store files in the background, never in a request.
+
+It wakes when the API says new files are queued (``notify``, after the commit) and polls as a
+fallback (another process may have queued them). Each claimed file holds a lease that a heartbeat
+renews; a worker that dies lets its lease run out, and the file is picked up again. On SQLite with
+one API process, leases left by a previous process are void at start-up. Expired files are swept on
+idle ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from threadline.blobs import BlobStore
+from threadline.domain.files import VectorStoreFile
+from threadline.llm.types import EmbeddingModel
+from threadline.services import files as files_service
+from threadline.services import ingestion
+from threadline.storage.database import Database
+
+log = logging.getLogger("threadline.ingestion")
+
+POLL_INTERVAL_S = 0.5
+SWEEP_INTERVAL_S = 60.0
+_CLAIM_BATCH = 4
+
+
+class IngestionWorker:
+    def __init__(
+        self, db: Database, blobs: BlobStore, embedder: EmbeddingModel | None, *, sole_process: bool = True
+    ) -> None:
+        self.db = db
+        self.sole_process = sole_process
+        self.blobs = blobs
+        self.embedder = embedder
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_sweep = 0.0
+
+    def notify(self) -> None:
+        """New files are queued (call after the commit that queued them)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.db.dialect == "sqlite" and self.sole_process:
+            await self.db.transaction(lambda uow: uow.chunks.release_all_leases())
+        self._task = asyncio.create_task(self._run(), name="threadline-ingestion")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                worked = await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A database hiccup must not kill the worker; the files stay queued.
+                log.exception("ingestion tick failed")
+                worked = False
+            if not worked:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+
+    async def _tick(self) -> bool:
+        jobs = await self.db.transaction(lambda uow: ingestion.claim(uow, time.time(), _CLAIM_BATCH))
+        for index, job in enumerate(jobs):
+            try:
+                await self._index_with_heartbeat(job)
+            except asyncio.CancelledError:
+                # Shutting down: hand the unfinished files back at once rather than at lease expiry.
+                for pending in jobs[index:]:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(ingestion.release(self.db, pending))
+                raise
+        if not jobs and time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
+            self._last_sweep = time.monotonic()
+            await files_service.sweep_expired(self.db, self.blobs)
+        return bool(jobs)
+
+    async def _index_with_heartbeat(self, job: VectorStoreFile) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(job))
+        try:
+            await ingestion.index_file(self.db, self.blobs, self.embedder, job)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, job: VectorStoreFile) -> None:
+        while True:
+            await asyncio.sleep(ingestion.LEASE_S / 3)
+            await ingestion.renew(self.db, job, time.time() + ingestion.LEASE_S)

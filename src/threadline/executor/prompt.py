@@ -1,0 +1,121 @@
+"""Thread -> chat-completions messages: the effective instructions as the system message, the thread's
+messages oldest first, then this run's own earlier output (assistant text, tool calls and their
+results) in chat-completions form. Truncation (``last_messages`` or a prompt-token budget) applies to
+the thread's history only; the run's own tool exchange is always kept, or the model could not use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.domain.runs import Run, RunStep
+from threadline.domain.threads import Message
+from threadline.executor.tools import ToolRegistry
+from threadline.retrieval.tokens import count_tokens
+
+# Chat formats add a few tokens of framing per message (role markers); OpenAI's cookbook uses 3-4.
+MESSAGE_OVERHEAD_TOKENS = 4
+ChatMessage = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: list[ChatMessage]
+    tokens: int  # our estimate, used for budgets when the provider reports no usage
+
+
+def _text_of(message: Message) -> str:
+    return "".join(part["text"]["value"] for part in message.content if part.get("type") == "text")
+
+
+def _user_content(message: Message) -> str | list[dict[str, Any]]:
+    """Text-only content stays a plain string (every provider accepts that); images make it a list."""
+    if all(part.get("type") == "text" for part in message.content):
+        return _text_of(message)
+    parts: list[dict[str, Any]] = []
+    for part in message.content:
+        kind = part.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+        elif kind == "image_url":
+            parts.append({"type": "image_url", "image_url": dict(part["image_url"])})
+        elif kind == "image_file":
+            # Uploaded files are not readable from here yet (files live in another component); the
+            # model is told an image was attached rather than silently losing it.
+            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+    return parts
+
+
+def _chat_message(message: Message) -> ChatMessage:
+    if message.role == "assistant":
+        return {"role": "assistant", "content": _text_of(message)}
+    return {"role": "user", "content": _user_content(message)}
+
+
+def _tool_exchange(step: RunStep, registry: ToolRegistry) -> list[ChatMessage]:
+    calls: list[dict[str, Any]] = []
+    results: list[ChatMessage] = []
+    for call in step.step_details.get("tool_calls", []):
+        if call.get("type") == "function":
+            name, arguments, output = (
+                call["function"]["name"],
+                call["function"]["arguments"],
+                call["function"]["output"],
+            )
+        elif (handler := registry.server_tools.get(call.get("type", ""))) is not None:
+            name = handler.name
+            arguments, output = handler.replay(call.get(call["type"]) or {})
+        else:
+            continue
+        calls.append(
+            {"id": call["id"], "type": "function", "function": {"name": name, "arguments": arguments}}
+        )
+        results.append({"role": "tool", "tool_call_id": call["id"], "content": output or ""})
+    if not calls:
+        return []
+    return [{"role": "assistant", "content": None, "tool_calls": calls}, *results]
+
+
+def _tokens(message: ChatMessage) -> int:
+    content = message.get("content")
+    total = MESSAGE_OVERHEAD_TOKENS
+    if isinstance(content, str):
+        total += count_tokens(content)
+    elif isinstance(content, list):
+        total += sum(count_tokens(p["text"]) for p in content if p.get("type") == "text")
+    for call in message.get("tool_calls") or []:
+        total += count_tokens(call["function"]["name"]) + count_tokens(call["function"]["arguments"])
+    return total
+
+
+def build_prompt(
+    run: Run, messages: list[Message], steps: list[RunStep], registry: ToolRegistry, max_tokens: int | None
+) -> Prompt | None:
+    """The prompt for the run's next model call, or None when even the newest message alone does not
+    fit ``max_tokens`` (the run then ends incomplete: max_prompt_tokens)."""
+    by_id = {m.id: m for m in messages}
+    history = [_chat_message(m) for m in messages if m.run_id != run.id]
+    strategy = run.truncation_strategy
+    if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
+        history = history[-int(strategy["last_messages"]) :]
+    own: list[ChatMessage] = []
+    for step in steps:
+        if step.type == "message_creation":
+            message = by_id.get(step.step_details["message_creation"]["message_id"])
+            if message is not None and message.content:
+                own.append(_chat_message(message))
+        elif step.status == "completed":
+            own.extend(_tool_exchange(step, registry))
+    system = [{"role": "system", "content": run.instructions}] if run.instructions else []
+    fixed = sum(_tokens(m) for m in system + own)
+    sizes = [_tokens(m) for m in history]
+    total = fixed + sum(sizes)
+    # "auto" truncation with a budget: drop the oldest history first, keep at least the newest message.
+    dropped = 0
+    while max_tokens is not None and total > max_tokens and dropped < len(history) - 1:
+        total -= sizes[dropped]
+        dropped += 1
+    if max_tokens is not None and total > max_tokens:
+        return None
+    return Prompt(system + history[dropped:] + own, total)

@@ -1,0 +1,289 @@
+"""Executes one run: prompt -> model stream -> steps, messages and events, round after round, until the
+run completes, needs the client (requires_action) or ends otherwise.
+
+Each state change is its own short transaction (``services.runs.transitions``); no transaction is
+open while the model streams. Events are published only after the transaction that made them true
+has committed. Cancellation arrives as ``CancelledError`` (the worker cancels the task); the runner
+lets it propagate and the worker finishes the run, using ``RunProgress`` for the text streamed so far.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from threadline.domain.errors import ThreadlineError, UpstreamError
+from threadline.domain.events import MessageDelta, RunEvent, StepDelta, StreamEnd, StreamError
+from threadline.domain.ids import new_id
+from threadline.domain.runs import Run
+from threadline.executor.bus import EventBus
+from threadline.executor.prompt import build_prompt
+from threadline.executor.tools import ToolRegistry
+from threadline.llm.providers import ProviderRouter
+from threadline.llm.types import ChatModel, ChatRequest, Finish, TextDelta, ToolCallDelta
+from threadline.retrieval.tokens import count_tokens
+from threadline.services.runs import transitions
+from threadline.services.runs.transitions import RunStart, usage_dict
+from threadline.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR_MESSAGE = "The server had an error while processing the run."
+
+
+@dataclass(slots=True)
+class RunProgress:
+    """What a run has streamed so far, shared with the worker so an interrupted run keeps its text."""
+
+    partial_text: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class _Round:
+    """One model call's output."""
+
+    message_step_id: str | None = None
+    message_id: str = ""
+    text: str = ""
+    tool_step_id: str | None = None
+    calls: dict[int, _Call] = field(default_factory=dict)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def _left(budget: int | None, used: int) -> int | None:
+    """What remains of a whole-run token budget (None: no budget)."""
+    return None if budget is None else budget - used
+
+
+class Runner:
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        router: ProviderRouter,
+        registry: ToolRegistry,
+        owner: str,
+        lease_s: float,
+    ) -> None:
+        self.db, self.bus, self.router, self.registry = db, bus, router, registry
+        self.owner, self.lease_s = owner, lease_s
+
+    def publish(self, run_id: str, events: list[RunEvent]) -> None:
+        if events:
+            self.bus.publish(run_id, events)
+
+    async def execute(self, run_id: str, progress: RunProgress, clock_s: float) -> None:
+        """Run ``run_id`` if it is queued. Model and tool failures end the run ``failed`` (with an
+        ``error`` event for streams); ``CancelledError`` propagates to the worker."""
+        start = await self.db.transaction(
+            lambda uow: transitions.start(uow, run_id, self.owner, self.lease_s, clock_s)
+        )
+        if start is None:
+            return
+        self.publish(run_id, start.events)
+        try:
+            await self._rounds(start, progress)
+        except UpstreamError as err:
+            await self.fail(run_id, err.code or "server_error", err.message, progress)
+        except ThreadlineError as err:
+            await self.fail(run_id, "server_error", err.message, progress)
+        except Exception:
+            log.exception("run %s failed", run_id)
+            await self.fail(
+                run_id, "server_error", "The server had an error while processing the run.", progress
+            )
+
+    async def end(self, run_id: str, status: str, progress: RunProgress, **kwargs: Any) -> list[RunEvent]:
+        events = await self.db.transaction(
+            lambda uow: transitions.end(uow, run_id, status, partial_text=progress.partial_text, **kwargs)
+        )
+        self.publish(run_id, events)
+        return events
+
+    async def fail(self, run_id: str, code: str, message: str, progress: RunProgress) -> None:
+        events = await self.db.transaction(
+            lambda uow: transitions.end(
+                uow,
+                run_id,
+                "failed",
+                last_error={"code": code, "message": message},
+                partial_text=progress.partial_text,
+            )
+        )
+        if events and isinstance(events[-1], StreamEnd):
+            # The error event goes after thread.run.failed and before done (runtime-behaviours §9).
+            events.insert(len(events) - 1, StreamError(message, code))
+        self.publish(run_id, events)
+
+    async def _rounds(self, start: RunStart, progress: RunProgress) -> None:
+        run, messages, steps = start.run, start.messages, start.steps
+        used = [s.usage for s in steps if s.usage]
+        used_prompt = sum(u["prompt_tokens"] for u in used)
+        used_completion = sum(u["completion_tokens"] for u in used)
+        while True:
+            prompt_left = None if run.max_prompt_tokens is None else run.max_prompt_tokens - used_prompt
+            completion_left = (
+                None if run.max_completion_tokens is None else run.max_completion_tokens - used_completion
+            )
+            if completion_left is not None and completion_left <= 0:
+                await self.end(run.id, "incomplete", progress, incomplete_reason="max_completion_tokens")
+                return
+            prompt = build_prompt(run, messages, steps, self.registry, prompt_left)
+            if prompt is None:
+                await self.end(run.id, "incomplete", progress, incomplete_reason="max_prompt_tokens")
+                return
+            model, upstream_model = self.router.resolve(run.model)
+            request = self._request(run, upstream_model, prompt.messages, completion_left)
+            result = await self._stream_round(run, model, request, progress, prompt.tokens)
+            used_prompt += result.prompt_tokens
+            used_completion += result.completion_tokens
+            if result.finish_reason == "length":
+                await self.end(run.id, "incomplete", progress, incomplete_reason="max_completion_tokens")
+                return
+            if not result.calls:
+                await self.end(run.id, "completed", progress)
+                return
+            if await self._dispatch_calls(run, result):
+                return  # requires_action: the client answers, submit_tool_outputs queues the run again
+            reloaded = await self.db.transaction(
+                lambda uow: (uow.messages.all_in_thread(run.thread_id), uow.run_steps.all_for_run(run.id))
+            )
+            messages, steps = reloaded
+
+    def _request(
+        self, run: Run, upstream_model: str, messages: list[dict[str, Any]], max_completion_tokens: int | None
+    ) -> ChatRequest:
+        tools = self.registry.chat_tools(run.tools)
+        tool_choice = self.registry.chat_tool_choice(run.tool_choice)
+        return ChatRequest(
+            model=upstream_model,
+            messages=messages,
+            # Many providers reject tool_choice / parallel_tool_calls without tools.
+            tools=tools or None,
+            tool_choice=tool_choice if tools else None,
+            parallel_tool_calls=run.parallel_tool_calls if tools else None,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            response_format=run.response_format if isinstance(run.response_format, dict) else None,
+            max_completion_tokens=max_completion_tokens,
+        )
+
+    async def _stream_round(
+        self, run: Run, model: ChatModel, request: ChatRequest, progress: RunProgress, prompt_estimate: int
+    ) -> _Round:
+        result = _Round()
+        usage_seen = False
+        stream = model.stream(request)
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    await self._on_text(run, result, event.text, progress)
+                elif isinstance(event, ToolCallDelta):
+                    await self._on_tool_delta(run, result, event)
+                elif isinstance(event, Finish):
+                    result.finish_reason = event.reason
+                    if event.usage is not None:
+                        usage_seen = True
+                        result.prompt_tokens = event.usage.prompt_tokens
+                        result.completion_tokens = event.usage.completion_tokens
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+        if not usage_seen:
+            # The provider reported no usage: count ourselves so budgets and usage still mean something.
+            result.prompt_tokens = prompt_estimate
+            produced = result.text + "".join(c.name + c.arguments for c in result.calls.values())
+            result.completion_tokens = count_tokens(produced)
+        await self._close_message(run, result)
+        return result
+
+    async def _on_text(self, run: Run, result: _Round, text: str, progress: RunProgress) -> None:
+        if result.message_step_id is None:
+            message, step, events = await self.db.transaction(lambda uow: transitions.open_message(uow, run))
+            result.message_step_id, result.message_id = step.id, message.id
+            self.publish(run.id, events)
+        first = not result.text
+        result.text += text
+        progress.partial_text[result.message_id] = result.text
+        self.publish(run.id, [MessageDelta(result.message_id, 0, text, first)])
+
+    async def _on_tool_delta(self, run: Run, result: _Round, delta: ToolCallDelta) -> None:
+        if result.tool_step_id is None:
+            step, events = await self.db.transaction(lambda uow: transitions.open_tool_step(uow, run))
+            result.tool_step_id = step.id
+            self.publish(run.id, events)
+        call = result.calls.get(delta.index)
+        entry: dict[str, Any]
+        if call is None:
+            call = result.calls[delta.index] = _Call(id=delta.id or new_id("call"), name=delta.name or "")
+            handler = self.registry.by_name(call.name)
+            if handler is not None:
+                entry = {"index": delta.index, "id": call.id, "type": handler.type, handler.type: {}}
+            else:
+                function = {"name": call.name, "arguments": "", "output": None}
+                entry = {"index": delta.index, "id": call.id, "type": "function", "function": function}
+            self.publish(run.id, [StepDelta(result.tool_step_id, entry)])
+        elif delta.name and not call.name:
+            call.name = delta.name
+            fragment = {"index": delta.index, "type": "function", "function": {"name": delta.name}}
+            self.publish(run.id, [StepDelta(result.tool_step_id, fragment)])
+        if delta.arguments:
+            call.arguments += delta.arguments
+            if self.registry.by_name(call.name) is None:
+                fragment = {
+                    "index": delta.index,
+                    "type": "function",
+                    "function": {"arguments": delta.arguments},
+                }
+                self.publish(run.id, [StepDelta(result.tool_step_id, fragment)])
+
+    async def _close_message(self, run: Run, result: _Round) -> None:
+        if result.message_step_id is None:
+            return
+        step_id = result.message_step_id
+        # Usage belongs to the round's last step: the tool step when the model also called tools.
+        usage = None if result.calls else usage_dict(result.prompt_tokens, result.completion_tokens)
+        incomplete = result.finish_reason == "length"
+        events = await self.db.transaction(
+            lambda uow: transitions.finish_message(
+                uow, step_id, run.id, result.text, usage, incomplete=incomplete
+            )
+        )
+        self.publish(run.id, events)
+
+    async def _dispatch_calls(self, run: Run, result: _Round) -> bool:
+        """Record the round's tool calls, answering server-side ones here. True when function calls
+        wait for the client (the run is now requires_action)."""
+        assert result.tool_step_id is not None
+        entries: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        for index in sorted(result.calls):
+            call = result.calls[index]
+            handler = self.registry.by_name(call.name)
+            if handler is not None:
+                outcome = await handler.call(run, call.arguments)
+                entries.append({"id": call.id, "type": handler.type, handler.type: outcome.details})
+                continue
+            function = {"name": call.name, "arguments": call.arguments}
+            entries.append({"id": call.id, "type": "function", "function": {**function, "output": None}})
+            pending.append({"id": call.id, "type": "function", "function": function})
+        usage = usage_dict(result.prompt_tokens, result.completion_tokens)
+        step_id = result.tool_step_id
+
+        def record(uow: Any) -> list[RunEvent]:
+            events = transitions.record_tool_calls(uow, run.id, step_id, entries, usage, complete=not pending)
+            if pending:
+                events += transitions.require_action(uow, run.id, pending)
+            return events
+
+        self.publish(run.id, await self.db.transaction(record))
+        return bool(pending)

@@ -1,0 +1,74 @@
+"""Tool dispatch. Function tools are answered by the client (the run goes to requires_action);
+server-side tools (``file_search``, added by the retrieval feature) are answered here by a registered
+handler, and the run continues without the client.
+
+To plug in a server-side tool: ``registry.register(handler)`` where ``handler`` implements
+``ServerTool``. The runner exposes it to the model as a function named ``handler.name`` and records
+its calls in the step with ``type == handler.type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from threadline.domain.runs import Run
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """``output`` is what the model reads next; ``details`` is the step's type-specific object
+    (e.g. ``{"ranking_options": ..., "results": [...]}`` under ``file_search``)."""
+
+    output: str
+    details: dict[str, Any]
+
+
+class ServerTool(Protocol):
+    type: str  # the assistant tool type it serves, e.g. "file_search"
+    name: str  # the function name the model sees
+
+    def chat_tool(self, tool: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completions tool definition for the assistant's ``tool`` entry."""
+        ...
+
+    async def call(self, run: Run, arguments: str) -> ToolResult:
+        """Execute one call; raise ``UpstreamError``/``ThreadlineError`` to fail the run."""
+        ...
+
+    def replay(self, details: dict[str, Any]) -> tuple[str, str]:
+        """``(arguments, output)`` of an earlier call from its stored details (prompt building)."""
+        ...
+
+
+@dataclass(slots=True)
+class ToolRegistry:
+    server_tools: dict[str, ServerTool] = field(default_factory=dict)
+
+    def register(self, tool: ServerTool) -> None:
+        self.server_tools[tool.type] = tool
+
+    def by_name(self, name: str) -> ServerTool | None:
+        return next((t for t in self.server_tools.values() if t.name == name), None)
+
+    def chat_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The run's tools in chat-completions form. Function tools pass through; server tools with a
+        handler are exposed through it; others (code_interpreter: not supported) are left out."""
+        chat: list[dict[str, Any]] = []
+        for tool in tools:
+            if tool.get("type") == "function":
+                chat.append({"type": "function", "function": tool["function"]})
+            elif (handler := self.server_tools.get(tool.get("type", ""))) is not None:
+                chat.append(handler.chat_tool(tool))
+        return chat
+
+    def chat_tool_choice(self, tool_choice: str | dict[str, Any]) -> str | dict[str, Any]:
+        """The run's ``tool_choice`` in chat-completions form."""
+        if isinstance(tool_choice, str):
+            return tool_choice
+        if tool_choice.get("type") == "function":
+            return {"type": "function", "function": {"name": tool_choice["function"]["name"]}}
+        handler = self.server_tools.get(tool_choice.get("type", ""))
+        if handler is not None:
+            return {"type": "function", "function": {"name": handler.name}}
+        return "required"

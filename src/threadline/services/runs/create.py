@@ -1,0 +1,113 @@
+"""Create a run on a thread, or a thread and a run in one request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from threadline.domain.errors import ThreadLocked
+from threadline.domain.ids import new_id
+from threadline.domain.runs import Run
+from threadline.domain.threads import Assistant, Thread
+from threadline.schemas.common import dump
+from threadline.schemas.runs import RunCreate, ThreadAndRunCreate, TruncationStrategy
+from threadline.schemas.threads import ThreadCreate
+from threadline.services import assistants as assistants_service
+from threadline.services import messages as messages_service
+from threadline.services import threads as threads_service
+from threadline.services.clock import now
+from threadline.services.tool_resources import tool_resources_to_stored
+from threadline.services.vector_stores.attachments import apply_attachments
+from threadline.storage.uow import UnitOfWork
+
+DEFAULT_TRUNCATION: dict[str, Any] = {"type": "auto", "last_messages": None}
+# OpenAI echoes 1.0 for temperature and top_p when neither the run nor the assistant set them.
+DEFAULT_SAMPLING = 1.0
+
+
+def _first(override: float | None, inherited: float | None, default: float) -> float:
+    # Not ``or``: 0.0 is a legitimate temperature.
+    if override is not None:
+        return override
+    return inherited if inherited is not None else default
+
+
+def effective_instructions(run_instructions: str | None, assistant: Assistant, additional: str | None) -> str:
+    """Run ``instructions`` replace the assistant's; ``additional_instructions`` are appended after a
+    blank line. Never None: the SDK types ``Run.instructions`` as a non-null string."""
+    base = run_instructions if run_instructions is not None else (assistant.instructions or "")
+    if additional:
+        return f"{base}\n\n{additional}" if base else additional
+    return base
+
+
+def _truncation(strategy: TruncationStrategy | None) -> dict[str, Any]:
+    if strategy is None:
+        return dict(DEFAULT_TRUNCATION)
+    return {"type": strategy.type, "last_messages": strategy.last_messages}
+
+
+def build_run(
+    thread_id: str,
+    assistant: Assistant,
+    request: RunCreate | ThreadAndRunCreate,
+    instructions: str,
+    expiry_s: int,
+) -> Run:
+    """A new ``queued`` run whose fields are the effective values (overrides, else the assistant's)."""
+    created_at = now()
+    return Run(
+        id=new_id("run"),
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        created_at=created_at,
+        status="queued",
+        expires_at=created_at + expiry_s,
+        model=request.model or assistant.model,
+        instructions=instructions,
+        tools=dump(request.tools) if request.tools is not None else list(assistant.tools),
+        metadata=request.metadata or {},
+        temperature=_first(request.temperature, assistant.temperature, DEFAULT_SAMPLING),
+        top_p=_first(request.top_p, assistant.top_p, DEFAULT_SAMPLING),
+        max_prompt_tokens=request.max_prompt_tokens,
+        max_completion_tokens=request.max_completion_tokens,
+        truncation_strategy=_truncation(request.truncation_strategy),
+        tool_choice=dump(request.tool_choice) if request.tool_choice is not None else "auto",
+        parallel_tool_calls=True if request.parallel_tool_calls is None else request.parallel_tool_calls,
+        response_format=(
+            dump(request.response_format)
+            if request.response_format is not None
+            else (assistant.response_format or "auto")
+        ),
+        reasoning_effort=getattr(request, "reasoning_effort", None) or assistant.reasoning_effort,
+    )
+
+
+def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int) -> Run:
+    """Store a queued run. ``additional_messages`` are added first, in the same transaction, so they
+    never trip the thread lock (runtime-behaviours §2); another active run does."""
+    threads_service.get(uow, thread_id)
+    assistant = assistants_service.get(uow, request.assistant_id)
+    active = uow.runs.active_run_id(thread_id)
+    if active is not None:
+        raise ThreadLocked(f"Thread {thread_id} already has an active run {active}.")
+    additional = [messages_service.build(thread_id, m) for m in request.additional_messages or []]
+    uow.messages.insert_many(additional)
+    apply_attachments(uow, thread_id, additional)
+    instructions = effective_instructions(request.instructions, assistant, request.additional_instructions)
+    run = build_run(thread_id, assistant, request, instructions, expiry_s)
+    uow.runs.insert(run)
+    return run
+
+
+def create_thread_and_run(uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int) -> tuple[Thread, Run]:
+    """A new thread (with its messages) and a queued run on it. ``tool_resources`` of the request
+    become the thread's when the thread itself names none."""
+    assistant = assistants_service.get(uow, request.assistant_id)
+    thread = threads_service.create(uow, request.thread or ThreadCreate())
+    if request.tool_resources is not None and not thread.tool_resources:
+        thread.tool_resources = tool_resources_to_stored(uow, request.tool_resources)
+        uow.threads.update(thread)
+    instructions = effective_instructions(request.instructions, assistant, None)
+    run = build_run(thread.id, assistant, request, instructions, expiry_s)
+    uow.runs.insert(run)
+    return thread, run

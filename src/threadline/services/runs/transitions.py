@@ -1,0 +1,259 @@
+"""The state changes the executor makes while running a run, each meant for its own short transaction.
+
+Every function locks the run row first (``get_for_update``) and re-checks its status, because a
+cancel request or the expiry sweep may have moved the run since the executor last looked. Each
+returns the events to publish once the caller has committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from threadline.domain.events import MessageChanged, RunChanged, RunEvent, StepChanged, StreamEnd
+from threadline.domain.ids import new_id
+from threadline.domain.run_states import (
+    MESSAGE_REASON_FOR_RUN_END,
+    RUN_END_TIMESTAMP,
+    STEP_STATUS_FOR_RUN_END,
+    is_terminal,
+)
+from threadline.domain.runs import Run, RunStep
+from threadline.domain.threads import Message
+from threadline.services.clock import now
+from threadline.services.vector_stores.citations import run_citations
+from threadline.storage.uow import UnitOfWork
+
+
+@dataclass(slots=True)
+class RunStart:
+    """What the executor needs to run one round: the run, the thread's messages (oldest first) and
+    the run's earlier steps (tool calls and outputs from before a requires_action)."""
+
+    run: Run
+    messages: list[Message]
+    steps: list[RunStep]
+    events: list[RunEvent]
+
+
+def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def text_content(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": {"value": text, "annotations": []}}]
+
+
+def start(uow: UnitOfWork, run_id: str, owner: str, lease_s: float, clock_s: float) -> RunStart | None:
+    """queued -> in_progress, claiming the run for ``owner``. None when the run is not queued (it was
+    cancelled, expired or taken meanwhile); the caller then has nothing to execute."""
+    run = uow.runs.get_for_update(run_id)
+    if run is None or run.status != "queued":
+        return None
+    run.status = "in_progress"
+    run.started_at = run.started_at or now()
+    run.lease_owner = owner
+    run.lease_expires_at = clock_s + lease_s
+    uow.runs.update(run)
+    return RunStart(
+        run=run,
+        messages=uow.messages.all_in_thread(run.thread_id),
+        steps=uow.run_steps.all_for_run(run.id),
+        events=[RunChanged("in_progress", run)],
+    )
+
+
+def _new_step(run: Run, kind: str, details: dict[str, Any]) -> RunStep:
+    return RunStep(
+        id=new_id("step"),
+        run_id=run.id,
+        thread_id=run.thread_id,
+        assistant_id=run.assistant_id,
+        created_at=now(),
+        type=kind,
+        status="in_progress",
+        step_details=details,
+    )
+
+
+def open_message(uow: UnitOfWork, run: Run) -> tuple[Message, RunStep, list[RunEvent]]:
+    """An in_progress assistant message (content []) and its message_creation step."""
+    message = Message(
+        id=new_id("message"),
+        thread_id=run.thread_id,
+        created_at=now(),
+        role="assistant",
+        content=[],
+        attachments=[],
+        metadata={},
+        assistant_id=run.assistant_id,
+        run_id=run.id,
+        status="in_progress",
+    )
+    step = _new_step(
+        run, "message_creation", {"type": "message_creation", "message_creation": {"message_id": message.id}}
+    )
+    # The step first: the reference stream announces the step before the message it creates.
+    uow.run_steps.insert(step)
+    uow.messages.insert_many([message])
+    events: list[RunEvent] = [
+        StepChanged("created", step),
+        StepChanged("in_progress", step),
+        MessageChanged("created", message),
+        MessageChanged("in_progress", message),
+    ]
+    return message, step, events
+
+
+def open_tool_step(uow: UnitOfWork, run: Run) -> tuple[RunStep, list[RunEvent]]:
+    step = _new_step(run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    uow.run_steps.insert(step)
+    return step, [StepChanged("created", step), StepChanged("in_progress", step)]
+
+
+def finish_message(
+    uow: UnitOfWork, step_id: str, run_id: str, text: str, usage: dict[str, int] | None, *, incomplete: bool
+) -> list[RunEvent]:
+    """Store the message's final text; complete it (or mark it incomplete: max_tokens) and its step."""
+    step = uow.run_steps.get(run_id, step_id)
+    if step is None or step.status != "in_progress":
+        return []
+    message = uow.messages.get(step.thread_id, step.step_details["message_creation"]["message_id"])
+    events: list[RunEvent] = []
+    stamp = now()
+    if message is not None:
+        message.content = text_content(text) if text else []
+        if text:
+            # file_citation annotations for the 【i†file】 markers the model quoted from file_search.
+            message.content[0]["text"]["annotations"] = run_citations(uow, run_id, text)
+        if incomplete:
+            message.status, message.incomplete_at = "incomplete", stamp
+            message.incomplete_details = {"reason": "max_tokens"}
+        else:
+            message.status, message.completed_at = "completed", stamp
+        uow.messages.update(message)
+        events.append(MessageChanged(message.status, message))
+    step.status, step.completed_at, step.usage = "completed", stamp, usage
+    uow.run_steps.update(step)
+    events.append(StepChanged("completed", step))
+    return events
+
+
+def record_tool_calls(
+    uow: UnitOfWork,
+    run_id: str,
+    step_id: str,
+    tool_calls: list[dict[str, Any]],
+    usage: dict[str, int] | None,
+    *,
+    complete: bool,
+) -> list[RunEvent]:
+    """Store a tool step's calls (and outputs known so far). ``complete`` when no call waits for the
+    client (server-side tools only); otherwise the step stays in_progress until submit_tool_outputs."""
+    step = uow.run_steps.get(run_id, step_id)
+    if step is None:
+        return []
+    step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}
+    step.usage = usage
+    if not complete:
+        uow.run_steps.update(step)
+        return []
+    step.status, step.completed_at = "completed", now()
+    uow.run_steps.update(step)
+    return [StepChanged("completed", step)]
+
+
+def require_action(uow: UnitOfWork, run_id: str, calls: list[dict[str, Any]]) -> list[RunEvent]:
+    """in_progress -> requires_action with the function calls the client must answer."""
+    run = uow.runs.get_for_update(run_id)
+    if run is None or run.status != "in_progress":
+        return []
+    run.status = "requires_action"
+    run.required_action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
+    run.lease_owner = run.lease_expires_at = None
+    uow.runs.update(run)
+    return [RunChanged("requires_action", run), StreamEnd(run.id)]
+
+
+def end(
+    uow: UnitOfWork,
+    run_id: str,
+    status: str,
+    *,
+    last_error: dict[str, Any] | None = None,
+    incomplete_reason: str | None = None,
+    partial_text: dict[str, str] | None = None,
+) -> list[RunEvent]:
+    """Move a live run to terminal ``status``, closing its unfinished steps and messages the same way
+    (runtime-behaviours §3: steps follow the run). A run already terminal is left alone; a run that
+    was asked to cancel meanwhile ends ``cancelled`` whatever the executor had reached."""
+    run = uow.runs.get_for_update(run_id)
+    if run is None or is_terminal(run.status):
+        return []
+    if run.status == "cancelling" and status != "expired":
+        status, last_error, incomplete_reason = "cancelled", None, None
+    events = _close_steps(uow, run, status, last_error, partial_text or {})
+    stamp = now()
+    run.status = status
+    stamp_field = RUN_END_TIMESTAMP[status]
+    if stamp_field is not None:
+        setattr(run, stamp_field, stamp)
+    run.required_action = None
+    run.last_error = last_error
+    run.incomplete_details = {"reason": incomplete_reason} if incomplete_reason else None
+    run.lease_owner = run.lease_expires_at = None
+    totals = [step.usage for step in uow.run_steps.all_for_run(run.id) if step.usage]
+    run.usage = usage_dict(
+        sum(u["prompt_tokens"] for u in totals), sum(u["completion_tokens"] for u in totals)
+    )
+    uow.runs.update(run)
+    events += [RunChanged(status, run), StreamEnd(run.id)]
+    return events
+
+
+def _close_steps(
+    uow: UnitOfWork, run: Run, status: str, last_error: dict[str, Any] | None, partial_text: dict[str, str]
+) -> list[RunEvent]:
+    step_status = STEP_STATUS_FOR_RUN_END.get(status, "completed")
+    reason = MESSAGE_REASON_FOR_RUN_END.get(status, "run_failed")
+    stamp = now()
+    events: list[RunEvent] = []
+    for step in uow.run_steps.in_progress_for_run(run.id):
+        if step.type == "message_creation":
+            message = uow.messages.get(run.thread_id, step.step_details["message_creation"]["message_id"])
+            if message is not None and message.status == "in_progress":
+                text = partial_text.get(message.id, "")
+                message.content = text_content(text) if text else []
+                message.status, message.incomplete_at = "incomplete", stamp
+                message.incomplete_details = {"reason": reason}
+                uow.messages.update(message)
+                events.append(MessageChanged("incomplete", message))
+        step.status = step_status
+        stamp_field = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}.get(
+            step_status, "completed_at"
+        )
+        setattr(step, stamp_field, stamp)
+        if step_status == "failed":
+            step.last_error = last_error
+        uow.run_steps.update(step)
+        events.append(StepChanged(step_status, step))
+    return events
+
+
+def recover(uow: UnitOfWork, run_id: str) -> list[RunEvent]:
+    """Start-up recovery of a run a dead process left in_progress or cancelling: in_progress fails
+    (its model call is lost; replaying it could repeat side effects the client saw streamed),
+    cancelling completes the cancel."""
+    run = uow.runs.get_for_update(run_id)
+    if run is None:
+        return []
+    if run.status == "cancelling":
+        return end(uow, run_id, "cancelled")
+    if run.status == "in_progress":
+        error = {"code": "server_error", "message": "The run was interrupted by a server restart."}
+        return end(uow, run_id, "failed", last_error=error)
+    return []

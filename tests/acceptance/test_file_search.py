@@ -1,0 +1,182 @@
+"""file_search in runs (scripted model, citations) and hybrid search with a scripted embeddings endpoint."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from tests.conftest import make_client, server_env
+from tests.support import databases
+from tests.support.documents import docx_document, pdf_document, text_document, wait_for_store
+from tests.support.fake_model import Call, FakeModelServer, Text, ToolCalls
+from tests.support.server import ServerProcess
+
+MODEL = "fake-model"
+INCLUDE_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def _store_with(client: OpenAI, documents: list[tuple[str, bytes]]) -> tuple[str, list[str]]:
+    file_ids = [client.files.create(file=(n, io.BytesIO(d)), purpose="assistants").id for n, d in documents]
+    store = client.vector_stores.create(file_ids=file_ids)
+    assert wait_for_store(client, store.id).file_counts.completed == len(file_ids)
+    return store.id, file_ids
+
+
+def _cite_first_source(body: dict[str, Any]) -> Text:
+    """The scripted model's second turn: quote the first marker of the file_search output."""
+    tool_output = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "tool")
+    found = re.search(r"【\d+†[^】]+】", tool_output)
+    assert found, tool_output
+    return Text(f"The zebra negotiates tariffs with lighthouse keepers {found.group(0)}.")
+
+
+def test_run_calls_file_search_and_cites(client: OpenAI, fake: FakeModelServer) -> None:
+    store_id, file_ids = _store_with(
+        client,
+        [
+            ("zebra.pdf", pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers.")),
+            ("refunds.docx", docx_document("Refunds are granted within thirty days of purchase.")),
+        ],
+    )
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        tools=[{"type": "file_search", "file_search": {"ranking_options": {"score_threshold": 0.0}}}],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
+    fake.script(ToolCalls([Call("file_search", '{"query": "obsidian zebra tariffs"}')]), _cite_first_source)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Who negotiates tariffs?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    # The model saw a file_search function and got the chunk back as the tool output.
+    first_request = fake.requests[0]
+    assert [t["function"]["name"] for t in first_request["tools"]] == ["file_search"]
+    assert "obsidian zebra" in next(m["content"] for m in fake.requests[1]["messages"] if m["role"] == "tool")
+
+    steps = client.beta.threads.runs.steps.list(
+        run.id, thread_id=thread.id, order="asc", include=[INCLUDE_CONTENT]
+    )
+    tool_step = next(s for s in steps.data if s.type == "tool_calls")
+    call = tool_step.step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert call.type == "file_search"
+    assert call.file_search.ranking_options is not None
+    assert call.file_search.ranking_options.score_threshold == 0.0
+    results = call.file_search.results or []
+    assert results and results[0].file_id == file_ids[0] and results[0].file_name == "zebra.pdf"
+    assert 0.0 <= results[0].score <= 1.0
+    assert results[0].content and "obsidian zebra" in (results[0].content[0].text or "")
+    plain = client.beta.threads.runs.steps.retrieve(tool_step.id, thread_id=thread.id, run_id=run.id)
+    plain_results = plain.step_details.tool_calls[0].file_search.results or []  # type: ignore[union-attr]
+    assert plain_results and plain_results[0].content is None
+
+    answer = client.beta.threads.messages.list(thread.id, run_id=run.id).data[0]
+    text = answer.content[0].text  # type: ignore[union-attr]
+    assert len(text.annotations) == 1
+    citation = text.annotations[0]
+    assert citation.type == "file_citation"
+    assert citation.file_citation.file_id == file_ids[0]  # type: ignore[union-attr]
+    assert text.value[citation.start_index : citation.end_index] == citation.text
+    assert citation.text in text.value and citation.text.startswith("【0†")
+
+
+def test_thread_vector_store_helper_and_attachments(client: OpenAI, fake: FakeModelServer) -> None:
+    first = client.files.create(
+        file=("a.txt", text_document("Cobalt herons fish at dawn.")), purpose="assistants"
+    )
+    thread = client.beta.threads.create(
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [first.id]}]}}
+    )
+    assert thread.tool_resources is not None and thread.tool_resources.file_search is not None
+    store_ids = thread.tool_resources.file_search.vector_store_ids or []
+    assert len(store_ids) == 1
+    store = wait_for_store(client, store_ids[0])
+    assert store.expires_after is not None and store.expires_after.days == 7
+    assert store.file_counts.completed == 1
+
+    second = client.files.create(
+        file=("b.txt", text_document("Amber moths circle lamps.")), purpose="assistants"
+    )
+    code = client.files.create(file=("c.csv", b"a,b\n1,2\n"), purpose="assistants")
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="see files",
+        attachments=[
+            {"file_id": second.id, "tools": [{"type": "file_search"}]},
+            {"file_id": code.id, "tools": [{"type": "code_interpreter"}]},
+        ],
+    )
+    updated = client.beta.threads.retrieve(thread.id)
+    assert updated.tool_resources is not None
+    assert updated.tool_resources.file_search is not None
+    assert updated.tool_resources.file_search.vector_store_ids == store_ids
+    assert updated.tool_resources.code_interpreter is not None
+    assert updated.tool_resources.code_interpreter.file_ids == [code.id]
+    assert wait_for_store(client, store_ids[0]).file_counts.completed == 2
+    assert client.vector_stores.search(store_ids[0], query="amber moths").data[0].file_id == second.id
+
+
+def test_unknown_ids_in_tool_resources_and_messages(client: OpenAI) -> None:
+    import openai
+
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": ["vs_missing"]}})
+    with pytest.raises(openai.NotFoundError):
+        client.beta.assistants.create(
+            model=MODEL, tool_resources={"code_interpreter": {"file_ids": ["file-missing"]}}
+        )
+    thread = client.beta.threads.create()
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.create(
+            thread.id,
+            role="user",
+            content="x",
+            attachments=[{"file_id": "file-missing", "tools": [{"type": "file_search"}]}],
+        )
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.messages.create(
+            thread.id,
+            role="user",
+            content=[{"type": "image_file", "image_file": {"file_id": "file-missing"}}],
+        )
+
+
+@pytest.fixture(scope="module")
+def hybrid_server(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, fake_model_server: FakeModelServer
+) -> Iterator[ServerProcess]:
+    env, pg_url = server_env(backend, fake_model_server.base_url)
+    env["THREADLINE_EMBEDDINGS_BASE_URL"] = fake_model_server.base_url
+    env["THREADLINE_EMBEDDINGS_MODEL"] = "fake-embedding"
+    proc = ServerProcess(tmp_path_factory.mktemp(f"hybrid-{backend}"), env).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+        if pg_url:
+            databases.drop_database(pg_url)
+
+
+def test_hybrid_search_uses_embeddings(hybrid_server: ServerProcess, fake: FakeModelServer) -> None:
+    with make_client(hybrid_server.base_url) as client:
+        store_id, file_ids = _store_with(
+            client,
+            [
+                ("gardening.txt", text_document("Tomato seedlings need warmth and steady watering.")),
+                ("sailing.txt", text_document("Reef the mainsail before the squall arrives.")),
+            ],
+        )
+        assert fake.embedding_requests, "chunks are embedded at ingestion"
+        embedded = sum(len(r["input"]) for r in fake.embedding_requests)
+        assert embedded >= 2
+        before = len(fake.embedding_requests)
+        page = client.vector_stores.search(store_id, query="tomato seedlings watering")
+        assert len(fake.embedding_requests) == before + 1, "the query is embedded too"
+        assert page.data[0].file_id == file_ids[0]
+        assert all(0.0 <= r.score <= 1.0 for r in page.data)
+        # First in both the keyword and the vector ranking: the top normalised RRF score.
+        assert page.data[0].score == pytest.approx(1.0)
