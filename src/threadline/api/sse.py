@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-from starlette.responses import StreamingResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from threadline.domain.events import (
     MessageChanged,
@@ -31,7 +31,12 @@ from threadline.schemas.run_steps import message_delta_to_wire, step_delta_to_wi
 from threadline.schemas.runs import run_to_wire
 from threadline.schemas.threads import thread_to_wire
 
-DONE = b"event: done\ndata: [DONE]\n\n"
+# The SDK reads events separated by blank lines; "\n" matches the reference transcripts byte for byte.
+SEPARATOR = "\n"
+DONE = ServerSentEvent(data="[DONE]", event="done", sep=SEPARATOR).encode()
+# A comment line every few seconds keeps proxies and idle clients from dropping a stream that waits on a
+# slow model; SSE parsers (the SDK's included) ignore comments.
+KEEPALIVE_S = 15
 
 
 def _wire(event: RunEvent) -> tuple[str, Any]:
@@ -61,7 +66,7 @@ def _wire(event: RunEvent) -> tuple[str, Any]:
 
 def encode(event: RunEvent) -> bytes:
     name, data = _wire(event)
-    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+    return ServerSentEvent(data=orjson.dumps(data).decode(), event=name, sep=SEPARATOR).encode()
 
 
 async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncIterator[bytes]:
@@ -77,11 +82,12 @@ async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncI
         subscription.close()
 
 
-def event_stream(prelude: list[RunEvent], subscription: Subscription) -> StreamingResponse:
+def event_stream(prelude: list[RunEvent], subscription: Subscription) -> EventSourceResponse:
     """SSE for one run: ``prelude`` (events the request itself produced: thread.created,
     thread.run.created, ...) then the bus's events until the run stops."""
-    return StreamingResponse(
+    return EventSourceResponse(
         _frames(prelude, subscription),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        ping=KEEPALIVE_S,
+        sep=SEPARATOR,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive", sep=SEPARATOR),
     )
