@@ -17,7 +17,8 @@ from threadline.api.routes import v1_routes
 from threadline.blobs import LocalDiskBlobStore
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
-from threadline.executor.bus import InProcessBus
+from threadline.executor.db_bus import DatabaseBus, build_bus
+from threadline.executor.dispatch import NotifyingDispatcher
 from threadline.executor.file_search import FileSearchTool
 from threadline.executor.ingestion import IngestionWorker
 from threadline.executor.tools import ToolRegistry
@@ -26,6 +27,7 @@ from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
+from threadline.storage.notify import Notifications
 
 log = logging.getLogger("threadline")
 
@@ -40,9 +42,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.settings = settings
         if not settings.api_keys:
             log.warning("THREADLINE_API_KEYS is not set: any API key is accepted (local development mode)")
-        # Runs: the bus always exists (streams subscribe to it); the embedded executor unless disabled.
+        # Runs: the bus always exists (streams subscribe to it): in memory for one SQLite process
+        # executing its own runs, through the database otherwise (events cross processes; on
+        # PostgreSQL woken by the process's one LISTEN connection). Runs go to the embedded executor
+        # unless disabled; then a NOTIFY tells `threadline worker` processes.
         # Server-side tools (file_search) register themselves on app.state.tool_registry.
-        app.state.bus = InProcessBus()
+        notifications = Notifications(db) if db.dialect == "postgresql" else None
+        app.state.bus = build_bus(settings, db, notifications, embedded=settings.executor)
         app.state.tool_registry = ToolRegistry()
         # file_search answers from our vector stores (hybrid when embeddings are configured).
         embedder = embedding_model_from_settings(settings)
@@ -51,9 +57,16 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         router = ProviderRouter.from_settings(settings)
         executor: Executor | None = None
         if settings.executor:
-            executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry)
-            await executor.start()
+            executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry, notifications)
+        dispatcher = NotifyingDispatcher(db)
         app.state.executor = executor
+        app.state.run_dispatch = executor if executor is not None else dispatcher
+        if notifications is not None:
+            await notifications.start()
+        if isinstance(app.state.bus, DatabaseBus):
+            await app.state.bus.start()
+        if executor is not None:
+            await executor.start()
         # Files and vector stores: bytes on disk and the background ingestion worker (it runs
         # wherever the executor runs).
         app.state.blobs = LocalDiskBlobStore(settings.data_dir / "files")
@@ -71,6 +84,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 await embedder.aclose()
             if executor is not None:
                 await executor.aclose()
+            await dispatcher.aclose()
+            if isinstance(app.state.bus, DatabaseBus):
+                await app.state.bus.aclose()
+            if notifications is not None:
+                await notifications.aclose()
             await router.aclose()
             db.close()
 

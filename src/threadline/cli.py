@@ -1,4 +1,4 @@
-"""``threadline serve | migrate``: the only place that reads flags and env vars into Settings.
+"""``threadline serve | worker | migrate``: the only place that reads flags and env vars into Settings.
 
 Every flag has an environment variable, ``THREADLINE_<FLAG>`` (dashes as underscores); a flag wins
 over its variable. ``serve --workers N`` runs N API processes under uvicorn's supervisor: they are
@@ -62,6 +62,34 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _executor_flags(p: argparse.ArgumentParser) -> None:
+    """Run executors (embedded in `serve`, or `worker`): leases, polling, concurrency, events."""
+    p.add_argument("--run-lease-s", type=float, help="run lease length (THREADLINE_RUN_LEASE_S, default 30)")
+    p.add_argument(
+        "--run-heartbeat-s",
+        type=float,
+        help="lease renewal interval (THREADLINE_RUN_HEARTBEAT_S, default 10)",
+    )
+    p.add_argument(
+        "--run-poll-s", type=float, help="poll for queued runs this often (THREADLINE_RUN_POLL_S, default 1)"
+    )
+    p.add_argument(
+        "--run-max-concurrent",
+        type=int,
+        help="runs one executor executes at once (THREADLINE_RUN_MAX_CONCURRENT, default 256)",
+    )
+    p.add_argument(
+        "--worker-grace-s",
+        type=float,
+        help="on SIGTERM, running runs may finish this long (THREADLINE_WORKER_GRACE_S, default 10)",
+    )
+    p.add_argument(
+        "--event-bus",
+        choices=["auto", "memory", "database"],
+        help="how run events reach streams (THREADLINE_EVENT_BUS, default auto)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
         "--poll-after-ms", type=int, help="poll interval advertised to SDKs (THREADLINE_POLL_AFTER_MS)"
     )
     _model_flags(serve)
+    _executor_flags(serve)
+
+    worker = sub.add_parser("worker", help="execute runs (and ingest files) only, no HTTP; stop with SIGTERM")
+    _common_flags(worker)
+    _model_flags(worker)
+    _executor_flags(worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_flags(migrate)
@@ -170,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     _configure_logging(settings)
     if args.command == "serve":
         serve(settings)
+    elif args.command == "worker":
+        from threadline.executor.worker import run_worker
+
+        run_worker(settings)
     elif args.command == "migrate":
         migrate(settings)
     else:  # pragma: no cover - argparse rejects unknown commands

@@ -37,6 +37,17 @@ class Settings:
     run_expiry_s: int = 600
     db_pool_size: int = 10
     db_statement_timeout_ms: int = 30_000
+    # Run executors (embedded or `threadline worker`): a claimed run is leased for run_lease_s and the
+    # lease renewed every run_heartbeat_s; a run whose lease lapses is taken over (failed) by another
+    # executor. Executors poll for queued runs every run_poll_s besides waking on notifications.
+    run_lease_s: float = 30.0
+    run_heartbeat_s: float = 10.0
+    run_poll_s: float = 1.0
+    run_max_concurrent: int = 256
+    # `threadline worker` on SIGTERM: how long running runs may finish before they are failed.
+    worker_grace_s: float = 10.0
+    # auto | memory | database: how run events reach streams (see executor/db_bus.py).
+    event_bus: str = "auto"
     log_level: str = "info"
     workers: int = 1
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from threadline.api.sse import event_stream
 from threadline.domain.events import RunChanged, RunEvent, ThreadCreated
 from threadline.domain.runs import Run
 from threadline.executor.bus import EventBus
-from threadline.executor.worker import Executor
+from threadline.executor.dispatch import RunDispatcher
 from threadline.schemas.common import list_envelope
 from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire
 from threadline.services.runs import cancel as cancel_service
@@ -30,8 +30,9 @@ def bus(request: Request) -> EventBus:
     return value
 
 
-def executor(request: Request) -> Executor | None:
-    value: Executor | None = request.app.state.executor
+def dispatcher(request: Request) -> RunDispatcher:
+    """The embedded executor, or a NOTIFY to `threadline worker` processes (``--no-executor``)."""
+    value: RunDispatcher = request.app.state.run_dispatch
     return value
 
 
@@ -41,12 +42,10 @@ def run_response(request: Request, run: Run) -> Response:
     return json_response(run_to_wire(run), headers=headers)
 
 
-def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
+async def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
     """Hand the committed run to the executor; answer with the run, or with its event stream."""
-    subscription = bus(request).subscribe(run.id) if stream else None
-    worker = executor(request)
-    if worker is not None:
-        worker.submit(run.id)
+    subscription = await bus(request).subscribe(run.id) if stream else None
+    dispatcher(request).submit(run.id)
     if subscription is None:
         return run_response(request, run)
     return event_stream(prelude, subscription)
@@ -59,7 +58,7 @@ async def create_run(request: Request) -> Response:
     run = await database(request).transaction(
         lambda uow: create_service.create(uow, thread_id, body, expiry_s)
     )
-    return _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
+    return await _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
 
 
 async def create_thread_and_run(request: Request) -> Response:
@@ -69,7 +68,7 @@ async def create_thread_and_run(request: Request) -> Response:
         lambda uow: create_service.create_thread_and_run(uow, body, expiry_s)
     )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
-    return _start(request, run, body.stream, prelude)
+    return await _start(request, run, body.stream, prelude)
 
 
 async def retrieve_run(request: Request) -> Response:
@@ -99,9 +98,8 @@ async def cancel_run(request: Request) -> Response:
     )
     if events:
         bus(request).publish(run.id, events)
-    worker = executor(request)
-    if notify and worker is not None:
-        worker.interrupt(run.id, "cancel")
+    if notify:
+        dispatcher(request).interrupt(run.id, "cancel")
     return run_response(request, run)
 
 
@@ -111,7 +109,7 @@ async def submit_tool_outputs(request: Request) -> Response:
     run, events = await database(request).transaction(
         lambda uow: submit_service.submit(uow, thread_id, run_id, body)
     )
-    return _start(request, run, body.stream, events)
+    return await _start(request, run, body.stream, events)
 
 
 routes = [

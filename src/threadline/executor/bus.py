@@ -1,8 +1,10 @@
 """The event bus between the executor and open streams.
 
-``EventBus`` is the seam: this in-process implementation serves the embedded executor (one process);
-a PostgreSQL LISTEN/NOTIFY implementation can replace it for separate workers. A stream subscribes
-*before* the run is handed to the executor, so it cannot miss the first event.
+``EventBus`` is the seam: this in-process implementation serves the embedded executor of a single
+SQLite process (a plain queue put per event: streaming pays nothing for scale-out);
+``executor/db_bus.py`` carries events between processes (PostgreSQL, separate workers). A stream
+subscribes *before* the run is handed to the executor, so it cannot miss the first event; the
+subscription is awaited because the database bus must first read where the run's events stand.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ class Subscription(Protocol):
 
 
 class EventBus(Protocol):
-    def subscribe(self, run_id: str) -> Subscription: ...
+    async def subscribe(self, run_id: str) -> Subscription:
+        """Events of ``run_id`` published from now on."""
+        ...
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         """Deliver ``events`` to every current subscriber of ``run_id``; never blocks."""
@@ -57,7 +61,7 @@ class InProcessBus:
     def __init__(self) -> None:
         self._subscribers: dict[str, list[_QueueSubscription]] = {}
 
-    def subscribe(self, run_id: str) -> _QueueSubscription:
+    async def subscribe(self, run_id: str) -> _QueueSubscription:
         subscription = _QueueSubscription(self, run_id)
         self._subscribers.setdefault(run_id, []).append(subscription)
         return subscription

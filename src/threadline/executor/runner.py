@@ -72,25 +72,18 @@ class Runner:
         bus: EventBus,
         router: ProviderRouter,
         registry: ToolRegistry,
-        owner: str,
-        lease_s: float,
     ) -> None:
         self.db, self.bus, self.router, self.registry = db, bus, router, registry
-        self.owner, self.lease_s = owner, lease_s
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         if events:
             self.bus.publish(run_id, events)
 
-    async def execute(self, run_id: str, progress: RunProgress, clock_s: float) -> None:
-        """Run ``run_id`` if it is queued. Model and tool failures end the run ``failed`` (with an
-        ``error`` event for streams); ``CancelledError`` propagates to the worker."""
-        start = await self.db.transaction(
-            lambda uow: transitions.start(uow, run_id, self.owner, self.lease_s, clock_s)
-        )
-        if start is None:
-            return
-        self.publish(run_id, start.events)
+    async def execute(self, start: RunStart, progress: RunProgress) -> None:
+        """Run a run the worker has just claimed (``start.events`` are already published). Model and
+        tool failures end the run ``failed`` (with an ``error`` event for streams);
+        ``CancelledError`` propagates to the worker."""
+        run_id = start.run.id
         try:
             await self._rounds(start, progress)
         except UpstreamError as err:

@@ -1,15 +1,18 @@
-"""The embedded executor: runs queued runs as asyncio tasks (bounded concurrency), cancels and expires
-them, recovers what a previous process left behind, and shuts down cleanly.
+"""The run executor: claims queued runs, executes them as asyncio tasks (bounded concurrency), holds
+a lease on each while it runs, recovers runs whose executor died, cancels and expires runs, and
+shuts down cleanly. The same class runs embedded in an API process and in ``threadline worker``
+processes (``process.run_worker``); any number of them may share one database.
 
-Lifecycle of a run here: ``submit(run_id)`` after the commit that queued it -> a task waits for a slot
--> ``Runner.execute``. ``interrupt(run_id, reason)`` cancels that task (the model call's HTTP response
-is closed at once) and the task's wrapper finishes the run as ``cancelled`` or ``expired``.
-
-Claiming: ``transitions.start`` moves queued -> in_progress under a row lock and records
-``lease_owner``/``lease_expires_at``. The embedded executor is the only worker of its database, so at
-start-up every in_progress run is an orphan of a dead process and is failed (see
-``transitions.recover``). Separate workers on PostgreSQL would claim with ``FOR UPDATE SKIP LOCKED``
-and only recover runs whose lease expired.
+- Claim: one loop, woken by ``submit`` (in-process hand-off), by a ``queued:<run>`` NOTIFY from an
+  API process, or every ``run_poll_s`` (fallback). ``transitions.claim`` takes each queued run
+  exactly once (``FOR UPDATE SKIP LOCKED`` + a conditional UPDATE), leased to ``owner``.
+- Heartbeat: every ``run_heartbeat_s`` the leases of our runs are renewed; the answer also reveals
+  a cancel requested through another process (status ``cancelling``) and a lease lost to another
+  worker (we stop our task without touching the run). Then runs with no live lease are recovered.
+- Recovery (``transitions.recover``): in_progress fails with a clear ``last_error`` (the model call
+  is lost; replaying it could repeat output a client already saw), cancelling becomes cancelled.
+  A lease held by a dead process on this host (kill -9, then a restart) is recovered at start-up
+  without waiting for it to expire; elsewhere the lease must run out.
 """
 
 from __future__ import annotations
@@ -17,25 +20,51 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 from functools import partial
 
 from threadline.config import Settings
 from threadline.executor.bus import EventBus
+from threadline.executor.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
 from threadline.services.clock import now
 from threadline.services.runs import transitions
+from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
+from threadline.storage.notify import RUNS_CHANNEL, Notifications, announce
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 60.0
-# Statuses only a live task can be in: at start-up no task of ours exists, so they are orphans.
-ORPHAN_STATUSES = ("in_progress", "cancelling")
-MAX_CONCURRENT_RUNS = 512
+CLAIM_BATCH = 32  # runs per claim transaction: bounds the messages one transaction loads
+
+
+def new_owner() -> str:
+    """``host:pid:random``: unique per executor, and enough to tell a dead local process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only for an owner on this host whose process is gone (or whose pid is now ours: a
+    restarted container's pid 1). Unknown formats and other hosts are never presumed dead."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 class Executor:
@@ -46,15 +75,22 @@ class Executor:
         bus: EventBus,
         router: ProviderRouter,
         registry: ToolRegistry | None = None,
+        notifications: Notifications | None = None,
     ) -> None:
         self.db, self.bus, self.settings = db, bus, settings
-        self.owner = f"embedded-{secrets.token_hex(4)}"
-        self.runner = Runner(db, bus, router, registry or ToolRegistry(), self.owner, LEASE_S)
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_RUNS)
+        self.owner = new_owner()
+        self.runner = Runner(db, bus, router, registry or ToolRegistry())
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, RunProgress] = {}
         self._interrupts: dict[str, str] = {}
-        self._sweeper: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._claiming = True
+        self._saturated = False
+        self._loops: list[asyncio.Task[None]] = []
+        self._background = BackgroundTasks()
+        if notifications is not None:
+            notifications.on(RUNS_CHANNEL, self._on_notice)
+            notifications.on_reconnect(self._wake.set)
 
     @property
     def sweep_interval_s(self) -> float:
@@ -62,45 +98,97 @@ class Executor:
         return max(0.2, min(5.0, self.settings.run_expiry_s / 10))
 
     async def start(self) -> None:
-        """Recover runs a previous process left (queued: run them; in_progress: fail; cancelling:
-        cancel), then start the expiry sweep."""
-        orphans = await self.db.transaction(lambda uow: uow.runs.ids_with_status(ORPHAN_STATUSES))
-        for orphan_id in orphans:
-            events = await self.db.transaction(partial(transitions.recover, run_id=orphan_id))
-            self.runner.publish(orphan_id, events)
-        for run_id in await self.db.transaction(lambda uow: uow.runs.ids_with_status(("queued",))):
-            self.submit(run_id)
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="threadline-expiry-sweep")
+        """Recover what dead executors left, then start claiming, heartbeats and the expiry sweep."""
+        await self._recover_dead_local_owners()
+        await self.recover_orphans()
+        self._loops = [
+            asyncio.create_task(self._claim_forever(), name="threadline-claim"),
+            asyncio.create_task(self._heartbeat_forever(), name="threadline-heartbeat"),
+            asyncio.create_task(self._sweep_forever(), name="threadline-expiry-sweep"),
+        ]
+        self._wake.set()
 
     def submit(self, run_id: str) -> None:
-        """Execute a queued run (call only after the transaction that queued it has committed)."""
-        if run_id in self._tasks:
-            return
-        self._progress[run_id] = RunProgress()
-        self._tasks[run_id] = asyncio.create_task(self._run(run_id), name=f"run-{run_id}")
+        """A run was queued (call after its commit): claim it now rather than at the next poll."""
+        self._wake.set()
 
     def interrupt(self, run_id: str, reason: str) -> None:
-        """Stop a run: ``reason`` is "cancel" or "expire". Without a task (e.g. a queued run this
-        process does not hold) the run is finished directly."""
+        """Stop a run: ``reason`` is "cancel" or "expire". Our own task is cancelled (the model call's
+        HTTP response is closed at once) and finishes the run. A cancelled run we do not hold is
+        announced to whoever holds it, and finished here if nobody does (e.g. still queued)."""
         task = self._tasks.get(run_id)
         if task is not None:
             self._interrupts[run_id] = reason
             task.cancel()
             return
+        if reason == "cancel":
+            self._background.spawn(announce(self.db, RUNS_CHANNEL, f"cancel:{run_id}"), f"cancel-{run_id}")
+            self._background.spawn(self._recover(run_id), f"recover-{run_id}")
+            return
+        # expire: the sweep picks only runs no live worker holds, so finishing here is safe.
         self._progress[run_id] = RunProgress()
         self._interrupts[run_id] = reason
         self._tasks[run_id] = asyncio.create_task(self._finish_interrupted(run_id), name=f"stop-{run_id}")
 
-    async def _run(self, run_id: str) -> None:
+    def _on_notice(self, payload: str) -> None:
+        kind, _, run_id = payload.partition(":")
+        if kind == "queued":
+            self._wake.set()
+        elif kind == "cancel" and run_id in self._tasks:
+            self.interrupt(run_id, "cancel")
+        elif kind == "cancel":
+            self._background.spawn(self._recover(run_id), f"recover-{run_id}")
+
+    # --- claiming and running -------------------------------------------------------------------
+
+    async def _claim_forever(self) -> None:
+        while self._claiming:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.run_poll_s)
+            self._wake.clear()
+            try:
+                await self._claim_available()
+            except Exception:  # a database hiccup must not end claiming for good
+                log.exception("claiming runs failed")
+
+    async def _claim_available(self) -> None:
+        while self._claiming:
+            free = self.settings.run_max_concurrent - len(self._tasks)
+            self._saturated = free <= 0
+            if self._saturated:
+                return
+            limit = min(free, CLAIM_BATCH)
+            lease_until = time.time() + self.settings.run_lease_s
+            claim = partial(transitions.claim, owner=self.owner, lease_expires_at=lease_until, limit=limit)
+            starts = await self.db.transaction(claim)
+            for start in starts:
+                self._launch(start)
+            if len(starts) < limit:
+                return
+
+    def _launch(self, start: RunStart) -> None:
+        run_id = start.run.id
+        self.runner.publish(run_id, start.events)
+        self._progress[run_id] = RunProgress()
+        self._tasks[run_id] = asyncio.create_task(self._run(start), name=f"run-{run_id}")
+
+    async def _run(self, start: RunStart) -> None:
+        run_id = start.run.id
         try:
-            async with self._slots:
-                await self.runner.execute(run_id, self._progress[run_id], time.time())
+            await self.runner.execute(start, self._progress[run_id])
         except asyncio.CancelledError:
-            if run_id not in self._interrupts:
-                raise  # shutdown: the run stays in_progress and start-up recovery deals with it
+            reason = self._interrupts.get(run_id)
+            if reason is None:
+                raise  # not ours to finish (our process is being torn down): the lease lapses
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+            if reason == "lost":
+                return  # another worker took the run over: it is theirs to finish
+            if reason == "shutdown":
+                progress = self._progress[run_id]
+                await self.runner.fail(run_id, "server_error", transitions.SHUTDOWN_MESSAGE, progress)
+                return
             await self._finish_interrupted(run_id)
         finally:
             self._forget(run_id)
@@ -119,6 +207,55 @@ class Executor:
             self._tasks.pop(run_id, None)
         self._progress.pop(run_id, None)
         self._interrupts.pop(run_id, None)
+        if self._saturated:  # a slot is free again: claim without waiting for the next poll
+            self._wake.set()
+
+    # --- leases and recovery -------------------------------------------------------------------
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.run_heartbeat_s)
+            try:
+                await self.heartbeat()
+                await self.recover_orphans()
+            except Exception:  # a database hiccup: the lease is long enough to try again
+                log.exception("run heartbeat failed")
+
+    async def heartbeat(self) -> None:
+        run_ids = list(self._tasks)
+        if not run_ids:
+            return
+        until = time.time() + self.settings.run_lease_s
+        states = await self.db.transaction(lambda uow: uow.runs.renew_leases(self.owner, run_ids, until))
+        for run_id, (status, owner) in states.items():
+            task = self._tasks.get(run_id)
+            if task is None or run_id in self._interrupts:
+                continue
+            if owner is not None and owner != self.owner:
+                log.warning("run %s: lease lost to %s; stopping our copy", run_id, owner)
+                self._interrupts[run_id] = "lost"
+                task.cancel()
+            elif status == "cancelling":
+                self.interrupt(run_id, "cancel")
+
+    async def recover_orphans(self) -> None:
+        """Finish runs no live executor holds (lease expired or missing)."""
+        orphans = await self.db.transaction(lambda uow: uow.runs.orphan_ids(time.time()))
+        for run_id in orphans:
+            if run_id not in self._tasks:
+                await self._recover(run_id)
+
+    async def _recover_dead_local_owners(self) -> None:
+        leased = await self.db.transaction(lambda uow: uow.runs.lease_owners())
+        for run_id, owner in leased:
+            if owner != self.owner and owner_is_dead(owner):
+                await self._recover(run_id, dead_owner=owner)
+
+    async def _recover(self, run_id: str, dead_owner: str | None = None) -> None:
+        recover = partial(transitions.recover, run_id=run_id, now_s=time.time(), dead_owner=dead_owner)
+        self.runner.publish(run_id, await self.db.transaction(recover))
+
+    # --- expiry ----------------------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -129,21 +266,42 @@ class Executor:
                 log.exception("expiry sweep failed")
 
     async def sweep_expired(self) -> None:
-        """Expire live runs past ``expires_at`` (runtime-behaviours §3), including requires_action."""
-        due = await self.db.transaction(lambda uow: uow.runs.ids_due_to_expire(now()))
+        """Expire live runs past ``expires_at`` (runtime-behaviours §3), including requires_action;
+        runs another live worker holds are left to that worker's sweep."""
+        due = await self.db.transaction(
+            lambda uow: uow.runs.ids_due_to_expire(now(), self.owner, time.time())
+        )
         for run_id in due:
             if run_id not in self._interrupts:
                 self.interrupt(run_id, "expire")
 
-    async def aclose(self) -> None:
-        """Stop the sweep and every run task, and wait for them (no task outlives the app)."""
-        self._interrupts.clear()  # a cancel now means shutdown: runs are left for start-up recovery
-        tasks = list(self._tasks.values())
-        if self._sweeper is not None:
-            tasks.append(self._sweeper)
-        for task in tasks:
+    # --- shutdown --------------------------------------------------------------------------------
+
+    async def aclose(self, grace_s: float = 0.0) -> None:
+        """Stop claiming; give running runs ``grace_s`` to finish; fail the rest (their model calls
+        are cut: "the worker shut down"); stop every task (no task outlives the executor)."""
+        self._claiming = False
+        self._wake.set()
+        if self._tasks and grace_s > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=grace_s)
+        running = [(run_id, task) for run_id, task in self._tasks.items() if not task.done()]
+        for run_id, task in running:
+            self._interrupts.setdefault(run_id, "shutdown")
             task.cancel()
-        for task in tasks:
+        for _, task in running:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for loop_task in self._loops:
+            loop_task.cancel()
+        for loop_task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop_task
+        await self._background.aclose()
         self._tasks.clear()
+
+
+def run_worker(settings: Settings) -> None:
+    """``threadline worker``: execute runs until SIGTERM/SIGINT (blocking; see ``process.py``)."""
+    from threadline.executor.process import serve_worker  # process.py imports this module
+
+    serve_worker(settings)

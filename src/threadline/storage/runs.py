@@ -2,8 +2,12 @@
 
 Reads that precede a state transition use ``get_for_update``: on PostgreSQL it takes the row lock
 (``SELECT ... FOR UPDATE``), so a cancel and the executor's own transition cannot both win; SQLite
-has a single writer, where the clause is a no-op. ``claim_queued`` is the seam a multi-worker
-executor builds on (``FOR UPDATE SKIP LOCKED`` there).
+has a single writer, where the clause is a no-op.
+
+Claiming (executor workers, possibly several processes): ``claimable_ids`` picks queued runs with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL (a run another worker is claiming right now is skipped, not
+waited for), and ``claim`` is a conditional UPDATE (``WHERE status = 'queued'``) whose row count says
+who won, which is atomic on SQLite too (one writer; a stale snapshot fails instead of writing).
 """
 
 from __future__ import annotations
@@ -63,14 +67,92 @@ class RunRepository:
         query = sa.select(r.c.id).where(r.c.status.in_(statuses)).order_by(r.c.id)
         return list(self.conn.execute(query).scalars())
 
-    def ids_due_to_expire(self, now: int) -> builtins.list[str]:
-        """Live runs whose ``expires_at`` has passed (the expiry sweep)."""
+    def ids_due_to_expire(self, now: int, owner: str, now_s: float) -> builtins.list[str]:
+        """Live runs whose ``expires_at`` has passed (the expiry sweep), except those another worker
+        holds with a live lease: that worker's own sweep expires them (it can stop the model call)."""
         query = (
             sa.select(r.c.id)
-            .where(r.c.status.in_(ACTIVE_RUN_STATUSES), r.c.expires_at <= now)
+            .where(
+                r.c.status.in_(ACTIVE_RUN_STATUSES),
+                r.c.expires_at <= now,
+                sa.or_(
+                    r.c.lease_owner.is_(None),
+                    r.c.lease_owner == owner,
+                    r.c.lease_expires_at.is_(None),
+                    r.c.lease_expires_at < now_s,
+                ),
+            )
             .order_by(r.c.id)
         )
         return list(self.conn.execute(query).scalars())
+
+    def by_id(self, run_id: str) -> Run | None:
+        row = self.conn.execute(sa.select(r).where(r.c.id == run_id)).first()
+        return None if row is None else _run(row)
+
+    def claimable_ids(self, limit: int) -> builtins.list[str]:
+        """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
+        query = (
+            sa.select(r.c.id)
+            .where(r.c.status == "queued")
+            .order_by(r.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(self.conn.execute(query).scalars())
+
+    def claim(self, run_id: str, owner: str, lease_expires_at: float, started_at: int) -> bool:
+        """queued -> in_progress for ``owner`` if the run is still queued; False if someone else won."""
+        result = self.conn.execute(
+            r.update()
+            .where(r.c.id == run_id, r.c.status == "queued")
+            .values(
+                status="in_progress",
+                lease_owner=owner,
+                lease_expires_at=lease_expires_at,
+                started_at=sa.func.coalesce(r.c.started_at, started_at),
+            )
+        )
+        return bool(result.rowcount)
+
+    def renew_leases(
+        self, owner: str, run_ids: builtins.list[str], lease_expires_at: float
+    ) -> dict[str, tuple[str, str | None]]:
+        """Extend ``owner``'s leases on ``run_ids``; returns each run's ``(status, lease_owner)`` so the
+        heartbeat can notice a cancel requested elsewhere or a lease lost to another worker."""
+        if not run_ids:
+            return {}
+        self.conn.execute(
+            r.update()
+            .where(
+                r.c.id.in_(run_ids),
+                r.c.lease_owner == owner,
+                r.c.status.in_(("in_progress", "cancelling")),
+            )
+            .values(lease_expires_at=lease_expires_at)
+        )
+        rows = self.conn.execute(sa.select(r.c.id, r.c.status, r.c.lease_owner).where(r.c.id.in_(run_ids)))
+        return {row.id: (row.status, row.lease_owner) for row in rows}
+
+    def orphan_ids(self, now_s: float) -> builtins.list[str]:
+        """in_progress/cancelling runs with no live lease: their executor is gone (or never existed, as
+        for a queued run cancelled while no worker held it)."""
+        query = (
+            sa.select(r.c.id)
+            .where(
+                r.c.status.in_(("in_progress", "cancelling")),
+                sa.or_(r.c.lease_expires_at.is_(None), r.c.lease_expires_at < now_s),
+            )
+            .order_by(r.c.id)
+        )
+        return list(self.conn.execute(query).scalars())
+
+    def lease_owners(self) -> builtins.list[tuple[str, str]]:
+        """``(run id, lease_owner)`` of every leased live run (start-up: find dead local owners)."""
+        query = sa.select(r.c.id, r.c.lease_owner).where(
+            r.c.status.in_(("in_progress", "cancelling")), r.c.lease_owner.is_not(None)
+        )
+        return [(row.id, row.lease_owner) for row in self.conn.execute(query)]
 
     def delete_for_thread(self, thread_id: str) -> None:
         self.conn.execute(r.delete().where(r.c.thread_id == thread_id))

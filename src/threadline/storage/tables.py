@@ -124,6 +124,20 @@ run_steps = sa.Table(
     sa.Index("ix_run_steps_thread_id", "thread_id"),
 )
 
+# Run events for streams served by another process than the one executing the run (the PostgreSQL
+# event bus): appended in order per run (``seq``), announced by a small NOTIFY, read back by
+# subscribers, pruned by age (``created_at``, Unix seconds) soon after the run stops.
+run_events = sa.Table(
+    "run_events",
+    metadata,
+    sa.Column("run_id", Id, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("name", sa.String(32), nullable=False),
+    sa.Column("data", Json, nullable=False),
+    sa.Index("ix_run_events_created_at", "created_at"),
+)
+
 # --- files and vector stores (file_search) -------------------------------------------------------
 # File bytes live in the blob store under the file id; this row is the metadata.
 files = sa.Table(

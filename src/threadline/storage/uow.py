@@ -13,6 +13,7 @@ from threadline.storage.assistants import AssistantRepository
 from threadline.storage.chunks import ChunkRepository
 from threadline.storage.files import FileRepository
 from threadline.storage.messages import MessageRepository
+from threadline.storage.run_events import RunEventRepository
 from threadline.storage.run_steps import RunStepRepository
 from threadline.storage.runs import RunRepository
 from threadline.storage.threads import ThreadRepository
@@ -42,6 +43,10 @@ class UnitOfWork:
     @cached_property
     def run_steps(self) -> RunStepRepository:
         return RunStepRepository(self.conn)
+
+    @cached_property
+    def run_events(self) -> RunEventRepository:
+        return RunEventRepository(self.conn)
 
     @cached_property
     def files(self) -> FileRepository:

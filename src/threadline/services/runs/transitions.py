@@ -48,23 +48,25 @@ def text_content(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": {"value": text, "annotations": []}}]
 
 
-def start(uow: UnitOfWork, run_id: str, owner: str, lease_s: float, clock_s: float) -> RunStart | None:
-    """queued -> in_progress, claiming the run for ``owner``. None when the run is not queued (it was
-    cancelled, expired or taken meanwhile); the caller then has nothing to execute."""
-    run = uow.runs.get_for_update(run_id)
-    if run is None or run.status != "queued":
-        return None
-    run.status = "in_progress"
-    run.started_at = run.started_at or now()
-    run.lease_owner = owner
-    run.lease_expires_at = clock_s + lease_s
-    uow.runs.update(run)
-    return RunStart(
-        run=run,
-        messages=uow.messages.all_in_thread(run.thread_id),
-        steps=uow.run_steps.all_for_run(run.id),
-        events=[RunChanged("in_progress", run)],
-    )
+def claim(uow: UnitOfWork, owner: str, lease_expires_at: float, limit: int) -> list[RunStart]:
+    """queued -> in_progress for up to ``limit`` runs, each leased to ``owner`` until
+    ``lease_expires_at``. Runs another worker is claiming at the same moment are skipped (exactly
+    one claim wins: see ``storage/runs.py``)."""
+    started: list[RunStart] = []
+    for run_id in uow.runs.claimable_ids(limit):
+        if not uow.runs.claim(run_id, owner, lease_expires_at, now()):
+            continue
+        run = uow.runs.by_id(run_id)
+        assert run is not None  # just claimed in this transaction
+        started.append(
+            RunStart(
+                run=run,
+                messages=uow.messages.all_in_thread(run.thread_id),
+                steps=uow.run_steps.all_for_run(run.id),
+                events=[RunChanged("in_progress", run)],
+            )
+        )
+    return started
 
 
 def _new_step(run: Run, kind: str, details: dict[str, Any]) -> RunStep:
@@ -244,16 +246,29 @@ def _close_steps(
     return events
 
 
-def recover(uow: UnitOfWork, run_id: str) -> list[RunEvent]:
-    """Start-up recovery of a run a dead process left in_progress or cancelling: in_progress fails
-    (its model call is lost; replaying it could repeat side effects the client saw streamed),
-    cancelling completes the cancel."""
+RESTART_MESSAGE = "The run was interrupted by a server restart."
+LEASE_LOST_MESSAGE = (
+    "The run was interrupted: the worker executing it stopped responding and its lease expired."
+)
+SHUTDOWN_MESSAGE = "The run was interrupted: the worker executing it shut down."
+
+
+def recover(uow: UnitOfWork, run_id: str, *, now_s: float, dead_owner: str | None = None) -> list[RunEvent]:
+    """Finish a run whose executor is gone: its lease expired (or it never had one: a queued run
+    cancelled while no worker held it), or ``dead_owner`` still holds it and is known dead.
+    in_progress fails (its model call is lost; replaying it could repeat what the client already saw
+    streamed), cancelling completes the cancel. A run that is held with a live lease is left alone."""
     run = uow.runs.get_for_update(run_id)
-    if run is None:
+    if run is None or run.status not in ("in_progress", "cancelling"):
         return []
+    if dead_owner is not None:
+        if run.lease_owner != dead_owner:
+            return []
+        message = RESTART_MESSAGE
+    elif run.lease_expires_at is not None and run.lease_expires_at >= now_s:
+        return []
+    else:
+        message = LEASE_LOST_MESSAGE
     if run.status == "cancelling":
         return end(uow, run_id, "cancelled")
-    if run.status == "in_progress":
-        error = {"code": "server_error", "message": "The run was interrupted by a server restart."}
-        return end(uow, run_id, "failed", last_error=error)
-    return []
+    return end(uow, run_id, "failed", last_error={"code": "server_error", "message": message})

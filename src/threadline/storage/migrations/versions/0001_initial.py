@@ -1,4 +1,5 @@
-"""Initial schema: assistants, threads, messages, runs, run steps, files, vector stores, chunks.
+"""Initial schema: assistants, threads, messages, runs, run steps, run events, files, vector stores,
+chunks.
 
 Revision ID: 0001
 Revises:
@@ -116,7 +117,20 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_steps_run_id_id", "run_steps", ["run_id", "id"])
     op.create_index("ix_run_steps_thread_id", "run_steps", ["thread_id"])
+    _run_events()
     _files_and_vector_stores()
+
+
+def _run_events() -> None:
+    op.create_table(
+        "run_events",
+        sa.Column("run_id", Id, primary_key=True),
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("created_at", sa.Float, nullable=False),
+        sa.Column("name", sa.String(32), nullable=False),
+        sa.Column("data", Json, nullable=False),
+    )
+    op.create_index("ix_run_events_created_at", "run_events", ["created_at"])
 
 
 def _files_and_vector_stores() -> None:
@@ -209,5 +223,5 @@ def downgrade() -> None:
         op.execute("DROP TABLE IF EXISTS chunks_fts")
     for table in ("chunks", "file_batches", "vector_store_files", "vector_stores", "files"):
         op.drop_table(table)
-    for table in ("run_steps", "runs", "messages", "threads", "assistants"):
+    for table in ("run_events", "run_steps", "runs", "messages", "threads", "assistants"):
         op.drop_table(table)

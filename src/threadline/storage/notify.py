@@ -1,0 +1,101 @@
+"""PostgreSQL LISTEN/NOTIFY behind a driver-free interface.
+
+``send`` queues a NOTIFY in the caller's transaction (PostgreSQL delivers it at commit, so a listener
+never hears of a row it cannot read yet). ``Notifications`` holds the process's one LISTEN
+connection and calls plain callbacks with the payload; it reconnects after a failure and then tells
+``on_reconnect`` callbacks, because notifications sent while it was away are lost (callers poll
+then). Payloads stay small: a run id, ``queued:<run id>`` or ``cancel:<run id>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:  # database -> uow -> run_events -> notify: a runtime import would be circular
+    from threadline.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+EVENTS_CHANNEL = "threadline_run_events"  # payload: a run id whose events were appended
+RUNS_CHANNEL = "threadline_runs"  # payload: "queued:<run id>" or "cancel:<run id>"
+RECONNECT_DELAY_S = 1.0
+
+
+def send(conn: Connection, channel: str, payload: str) -> None:
+    """NOTIFY ``channel`` when the current transaction commits (a no-op on SQLite)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+        )
+
+
+async def announce(db: Database, channel: str, payload: str) -> None:
+    """NOTIFY in a transaction of its own (a no-op on SQLite)."""
+    if db.dialect == "postgresql":
+        await db.transaction(lambda uow: send(uow.conn, channel, payload))
+
+
+class Notifications:
+    """The process's LISTEN connection. Register callbacks with ``on`` before ``start``."""
+
+    def __init__(self, db: Database) -> None:
+        url = db.engine.url.set(drivername="postgresql")
+        self._dsn = url.render_as_string(hide_password=False)
+        self._callbacks: dict[str, list[Callable[[str], None]]] = {}
+        self._reconnect_callbacks: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    def on(self, channel: str, callback: Callable[[str], None]) -> None:
+        self._callbacks.setdefault(channel, []).append(callback)
+
+    def on_reconnect(self, callback: Callable[[], None]) -> None:
+        self._reconnect_callbacks.append(callback)
+
+    async def start(self, timeout_s: float = 10.0) -> None:
+        """Start listening; wait (bounded) until LISTEN is in place so early events are heard."""
+        self._task = asyncio.create_task(self._listen_forever(), name="threadline-listen")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._listening.wait(), timeout_s)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _listen_forever(self) -> None:
+        first = True
+        while True:
+            try:
+                await self._listen(reconnected=not first)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("LISTEN connection lost (%s); reconnecting in %.0fs", exc, RECONNECT_DELAY_S)
+            first = False
+            self._listening.clear()
+            await asyncio.sleep(RECONNECT_DELAY_S)
+
+    async def _listen(self, *, reconnected: bool) -> None:
+        async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
+            for channel in self._callbacks:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            self._listening.set()
+            if reconnected:
+                for reconnect in self._reconnect_callbacks:
+                    reconnect()
+            async for notice in conn.notifies():
+                for callback in self._callbacks.get(notice.channel, ()):
+                    try:
+                        callback(notice.payload)
+                    except Exception:  # one bad callback must not stop the process's listening
+                        log.exception("notification callback failed")
