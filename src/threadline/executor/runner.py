@@ -9,6 +9,7 @@ lets it propagate and the worker finishes the run, using ``RunProgress`` for the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from threadline.domain.errors import ThreadlineError, UpstreamError
 from threadline.domain.events import MessageDelta, RunEvent, StepDelta, StreamEnd, StreamError
 from threadline.domain.ids import new_id
-from threadline.domain.runs import Run
+from threadline.domain.runs import Run, RunStep
+from threadline.domain.threads import Message
 from threadline.executor.bus import EventBus
 from threadline.executor.prompt import build_prompt
 from threadline.executor.tools import ToolRegistry
@@ -58,6 +60,8 @@ class _Round:
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # The message being opened ahead of the first token (text-only rounds), not yet taken.
+    opening: asyncio.Future[tuple[Message, RunStep, list[RunEvent]]] | None = None
 
 
 def _left(budget: int | None, used: int) -> int | None:
@@ -141,11 +145,12 @@ class Runner:
             used_prompt += result.prompt_tokens
             used_completion += result.completion_tokens
             if result.finish_reason == "length":
-                await self.end(run.id, "incomplete", progress, incomplete_reason="max_completion_tokens")
+                await self._close_message(run, result, progress, "incomplete", "max_completion_tokens")
                 return
             if not result.calls:
-                await self.end(run.id, "completed", progress)
+                await self._close_message(run, result, progress, "completed")
                 return
+            await self._close_message(run, result, progress)
             if await self._dispatch_calls(run, result):
                 return  # requires_action: the client answers, submit_tool_outputs queues the run again
             reloaded = await self.db.transaction(
@@ -176,6 +181,12 @@ class Runner:
     ) -> _Round:
         result = _Round()
         usage_seen = False
+        if request.tools is None:
+            # A round without tools can only answer with text: open the message and its step while
+            # the upstream request is in flight instead of after the first token (time to first token).
+            result.opening = asyncio.ensure_future(
+                self.db.transaction(lambda uow: transitions.open_message(uow, run))
+            )
         stream = model.stream(request)
         try:
             async for event in stream:
@@ -191,15 +202,27 @@ class Runner:
                         result.completion_tokens = event.usage.completion_tokens
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
+            # Publish the message's creation even when the round failed or was cancelled: the run's end
+            # closes the message and its step, and a stream must have seen them created first.
+            await asyncio.shield(self._message_opened(run, result))
         if not usage_seen:
             # The provider reported no usage: count ourselves so budgets and usage still mean something.
             result.prompt_tokens = prompt_estimate
             produced = result.text + "".join(c.name + c.arguments for c in result.calls.values())
             result.completion_tokens = count_tokens(produced)
-        await self._close_message(run, result)
         return result
 
+    async def _message_opened(self, run: Run, result: _Round) -> None:
+        """Take the pre-opened message (if any) into the round and publish its creation, once."""
+        opening, result.opening = result.opening, None
+        if opening is not None:
+            message, step, events = await opening
+            result.message_step_id, result.message_id = step.id, message.id
+            self.publish(run.id, events)
+
     async def _on_text(self, run: Run, result: _Round, text: str, progress: RunProgress) -> None:
+        if result.message_step_id is None:
+            await self._message_opened(run, result)
         if result.message_step_id is None:
             message, step, events = await self.db.transaction(lambda uow: transitions.open_message(uow, run))
             result.message_step_id, result.message_id = step.id, message.id
@@ -239,19 +262,39 @@ class Runner:
                 }
                 self.publish(run.id, [StepDelta(result.tool_step_id, fragment)])
 
-    async def _close_message(self, run: Run, result: _Round) -> None:
-        if result.message_step_id is None:
-            return
+    async def _close_message(
+        self,
+        run: Run,
+        result: _Round,
+        progress: RunProgress,
+        end_status: str | None = None,
+        incomplete_reason: str | None = None,
+    ) -> None:
+        """Complete the round's message and step; with ``end_status``, also end the run in the same
+        transaction (one database round trip fewer on every run's last round)."""
         step_id = result.message_step_id
         # Usage belongs to the round's last step: the tool step when the model also called tools.
         usage = None if result.calls else usage_dict(result.prompt_tokens, result.completion_tokens)
         incomplete = result.finish_reason == "length"
-        events = await self.db.transaction(
-            lambda uow: transitions.finish_message(
-                uow, step_id, run.id, result.text, usage, incomplete=incomplete
-            )
-        )
-        self.publish(run.id, events)
+
+        def close(uow: Any) -> list[RunEvent]:
+            events: list[RunEvent] = []
+            if step_id is not None:
+                events += transitions.finish_message(
+                    uow, step_id, run.id, result.text, usage, incomplete=incomplete
+                )
+            if end_status is not None:
+                events += transitions.end(
+                    uow,
+                    run.id,
+                    end_status,
+                    incomplete_reason=incomplete_reason,
+                    partial_text=progress.partial_text,
+                )
+            return events
+
+        if step_id is not None or end_status is not None:
+            self.publish(run.id, await self.db.transaction(close))
 
     async def _dispatch_calls(self, run: Run, result: _Round) -> bool:
         """Record the round's tool calls, answering server-side ones here. True when function calls
