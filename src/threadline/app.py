@@ -4,6 +4,7 @@ arrive, the executor and event bus). Nothing connects or reads the environment a
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -75,6 +76,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             ingestion = IngestionWorker(db, app.state.blobs, embedder, sole_process=settings.workers <= 1)
             await ingestion.start()
         app.state.ingestion = ingestion
+        # Start-up leaves ~150k long-lived objects (modules, tables, schemas); freezing them keeps the
+        # collector from re-scanning them in every full collection, which showed as 80 ms p99 pauses.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 
@@ -50,7 +50,6 @@ class Settings:
     event_bus: str = "auto"
     log_level: str = "info"
     workers: int = 1
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def effective_database_url(self) -> str:
@@ -79,8 +78,6 @@ def settings_from_env(env: Mapping[str, str] | None = None, **overrides: object)
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         raw = env.get(f"THREADLINE_{f.name.upper()}")
         if raw is not None:
             values[f.name] = _parse(f.type, raw)

@@ -74,6 +74,11 @@ class Database:
         self.dialect = self.engine.dialect.name
         threads = 1 if self.dialect == "sqlite" else max(2, settings.db_pool_size)
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="threadline-db")
+        # SQLite transactions run inline on the event loop: they take microseconds (WAL, no fsync at
+        # commit), and the hop to a thread cost more CPU than the SQL in the core benchmark. Work
+        # that may take long (bulk chunk writes) asks for ``offload=True``. PostgreSQL always
+        # offloads: a network round trip must never block the loop.
+        self._inline = self.dialect == "sqlite"
 
     def _in_transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
         conn: Connection
@@ -88,9 +93,12 @@ class Database:
                 f"({type(exc.orig).__name__ if exc.orig else 'DataError'})."
             ) from None
 
-    async def transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
-        """Run ``fn`` in one transaction on the database thread; commit if it returns, roll back if
-        it raises. The caller publishes events or queues work only after this returns."""
+    async def transaction(self, fn: Callable[[UnitOfWork], T], *, offload: bool = False) -> T:
+        """Run ``fn`` in one transaction; commit if it returns, roll back if it raises. The caller
+        publishes events or queues work only after this returns. ``offload`` forces the database
+        thread for work too long to run on the event loop."""
+        if self._inline and not offload:
+            return self._in_transaction(fn)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._in_transaction, fn)
 
