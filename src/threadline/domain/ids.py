@@ -55,7 +55,7 @@ def _next_ordered() -> int:
 
 def new_id(kind: str) -> str:
     """A fresh id for ``kind`` (a key of PREFIXES)."""
-    random_part = "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_CHARS))
+    random_part = _encode(secrets.randbelow(62**_RANDOM_CHARS), _RANDOM_CHARS)  # one CSPRNG call
     return PREFIXES[kind] + _encode(_next_ordered(), _ORDERED_CHARS) + random_part
 
 

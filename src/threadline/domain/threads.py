@@ -38,11 +38,12 @@ class Message:
 
 @dataclass(slots=True)
 class Assistant:
+    # Field order = column order of the assistants table (storage loads rows positionally).
     id: str
     created_at: int
-    model: str
     name: str | None
     description: str | None
+    model: str
     instructions: str | None
     tools: list[JsonObject]
     tool_resources: JsonObject | None

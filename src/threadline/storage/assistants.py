@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.domain.threads import Assistant, ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import Mapper
 
 a = tables.assistants
 
 
-def _assistant(row: Any) -> Assistant:
-    return Assistant(**row._mapping)
+_assistants = Mapper(Assistant, a)
+_assistant = _assistants.load
+_GET = sa.select(a).where(a.c.id == sa.bindparam("assistant_id"))
 
 
 class AssistantRepository:
@@ -24,15 +23,14 @@ class AssistantRepository:
         self.conn = conn
 
     def insert(self, assistant: Assistant) -> None:
-        self.conn.execute(a.insert().values(**dataclasses.asdict(assistant)))
+        self.conn.execute(a.insert().values(**_assistants.dump(assistant)))
 
     def get(self, assistant_id: str) -> Assistant | None:
-        row = self.conn.execute(sa.select(a).where(a.c.id == assistant_id)).first()
+        row = self.conn.execute(_GET, {"assistant_id": assistant_id}).first()
         return None if row is None else _assistant(row)
 
     def update(self, assistant: Assistant) -> None:
-        values = dataclasses.asdict(assistant)
-        del values["id"]
+        values = _assistants.dump(assistant, without=("id",))
         self.conn.execute(a.update().where(a.c.id == assistant.id).values(**values))
 
     def delete(self, assistant_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""Chunks, their keyword index (SQLite FTS5 / PostgreSQL tsvector) and the ingestion queue.
+"""Chunks, their keyword index (SQLite FTS5 / PostgreSQL ``search_vector`` tsvector) and the
+ingestion queue.
 
 The ingestion queue is the ``vector_store_files`` rows in ``in_progress``: a worker claims some with a
 lease (``SKIP LOCKED`` on PostgreSQL), indexes them, and completes or fails each in one transaction.
@@ -50,9 +51,9 @@ _SQLITE_SEARCH = sa.text(
 # Flag 32 makes ts_rank_cd return rank/(rank+1): already in 0..1.
 _POSTGRES_SEARCH = sa.text(
     "SELECT c.id, c.vector_store_id, c.file_id, c.chunk_index, c.text, "
-    "ts_rank_cd(to_tsvector('english', c.text), q, 32) AS score "
+    "ts_rank_cd(c.search_vector, q, 32) AS score "
     "FROM chunks c, to_tsquery('english', :match) q "
-    "WHERE to_tsvector('english', c.text) @@ q AND c.vector_store_id IN :store_ids {file_filter}"
+    "WHERE c.search_vector @@ q AND c.vector_store_id IN :store_ids {file_filter}"
     "ORDER BY score DESC, c.id LIMIT :limit"
 )
 

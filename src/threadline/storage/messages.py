@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -12,12 +10,14 @@ from sqlalchemy.engine import Connection
 from threadline.domain.threads import ListParams, Message, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import Mapper
 
 m = tables.messages
 
 
-def _message(row: Any) -> Message:
-    return Message(**row._mapping)
+_messages = Mapper(Message, m)
+_message = _messages.load
+_GET = sa.select(m).where(m.c.id == sa.bindparam("message_id"), m.c.thread_id == sa.bindparam("thread_id"))
 
 
 class MessageRepository:
@@ -26,15 +26,14 @@ class MessageRepository:
 
     def insert_many(self, messages: list[Message]) -> None:
         if messages:
-            self.conn.execute(m.insert(), [dataclasses.asdict(message) for message in messages])
+            self.conn.execute(m.insert(), [_messages.dump(message) for message in messages])
 
     def get(self, thread_id: str, message_id: str) -> Message | None:
-        row = self.conn.execute(sa.select(m).where(m.c.id == message_id, m.c.thread_id == thread_id)).first()
+        row = self.conn.execute(_GET, {"message_id": message_id, "thread_id": thread_id}).first()
         return None if row is None else _message(row)
 
     def update(self, message: Message) -> None:
-        values = dataclasses.asdict(message)
-        del values["id"]
+        values = _messages.dump(message, without=("id",))
         self.conn.execute(m.update().where(m.c.id == message.id).values(**values))
 
     def delete(self, thread_id: str, message_id: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import dataclasses
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,12 +12,14 @@ from threadline.domain.runs import RunStep
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import Mapper
 
 s = tables.run_steps
+_steps = Mapper(RunStep, s)
 
 
 def _step(row: Any) -> RunStep:
-    return RunStep(**row._mapping)
+    return _steps.load(row)
 
 
 class RunStepRepository:
@@ -26,15 +27,14 @@ class RunStepRepository:
         self.conn = conn
 
     def insert(self, step: RunStep) -> None:
-        self.conn.execute(s.insert().values(**dataclasses.asdict(step)))
+        self.conn.execute(s.insert().values(**_steps.dump(step)))
 
     def get(self, run_id: str, step_id: str) -> RunStep | None:
         row = self.conn.execute(sa.select(s).where(s.c.id == step_id, s.c.run_id == run_id)).first()
         return None if row is None else _step(row)
 
     def update(self, step: RunStep) -> None:
-        values = dataclasses.asdict(step)
-        del values["id"]
+        values = _steps.dump(step, without=("id",))
         self.conn.execute(s.update().where(s.c.id == step.id).values(**values))
 
     def list(self, run_id: str, params: ListParams) -> Page[RunStep]:

@@ -13,8 +13,6 @@ who won, which is atomic on SQLite too (one writer; a stale snapshot fails inste
 from __future__ import annotations
 
 import builtins
-import dataclasses
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,12 +22,23 @@ from threadline.domain.runs import Run
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import Mapper
 
 r = tables.runs
 
 
-def _run(row: Any) -> Run:
-    return Run(**row._mapping)
+_runs = Mapper(Run, r)
+_run = _runs.load
+# The statuses are part of the SQL text (not parameters): the statement is built once, and the
+# planner sees the constants.
+_ACTIVE = (
+    sa.select(r.c.id)
+    .where(
+        r.c.thread_id == sa.bindparam("thread_id"),
+        r.c.status.in_([sa.literal_column(f"'{status}'") for status in ACTIVE_RUN_STATUSES]),
+    )
+    .limit(1)
+)
 
 
 class RunRepository:
@@ -38,12 +47,10 @@ class RunRepository:
 
     def active_run_id(self, thread_id: str) -> str | None:
         """The id of the thread's run in queued/in_progress/requires_action/cancelling, if any."""
-        return self.conn.execute(
-            sa.select(r.c.id).where(r.c.thread_id == thread_id, r.c.status.in_(ACTIVE_RUN_STATUSES)).limit(1)
-        ).scalar_one_or_none()
+        return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
 
     def insert(self, run: Run) -> None:
-        self.conn.execute(r.insert().values(**dataclasses.asdict(run)))
+        self.conn.execute(r.insert().values(**_runs.dump(run)))
 
     def get(self, thread_id: str, run_id: str) -> Run | None:
         row = self.conn.execute(sa.select(r).where(r.c.id == run_id, r.c.thread_id == thread_id)).first()
@@ -55,8 +62,7 @@ class RunRepository:
         return None if row is None else _run(row)
 
     def update(self, run: Run) -> None:
-        values = dataclasses.asdict(run)
-        del values["id"]
+        values = _runs.dump(run, without=("id",))
         self.conn.execute(r.update().where(r.c.id == run.id).values(**values))
 
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:

@@ -17,6 +17,7 @@ metadata = sa.MetaData()
 Id = sa.String(64).with_variant(postgresql.VARCHAR(64, collation="C"), "postgresql")
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.BigInteger  # Unix seconds
+SearchVector = sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")
 
 assistants = sa.Table(
     "assistants",
@@ -196,7 +197,7 @@ file_batches = sa.Table(
 
 # One row per chunk. The keyword index over ``text`` is dialect-specific and lives only in the
 # migration: an FTS5 table ``chunks_fts`` (external content, kept in sync by triggers) on SQLite, a
-# GIN index ``ix_chunks_fts`` on to_tsvector('english', text) on PostgreSQL. Migration-vs-metadata
+# GIN index ``ix_chunks_fts`` on ``search_vector`` on PostgreSQL. Migration-vs-metadata
 # comparisons must skip objects named ``chunks_fts*`` / ``ix_chunks_fts``.
 # ``embedding`` holds float32 values (little-endian) when an embeddings model is configured.
 chunks = sa.Table(
@@ -213,6 +214,9 @@ chunks = sa.Table(
     # Character offset of ``text`` in the extracted document (chunks overlap; content pages stitch).
     sa.Column("start_char", sa.Integer, nullable=False),
     sa.Column("embedding", sa.LargeBinary),
+    # PostgreSQL: to_tsvector('english', text), set by a trigger (so ts_rank_cd never re-parses the
+    # text at query time). Always NULL on SQLite, where FTS5 keeps its own index.
+    sa.Column("search_vector", SearchVector),
     sa.Index("ix_chunks_vector_store_id_file_id", "vector_store_id", "file_id", "chunk_index"),
     sa.Index("ix_chunks_file_id", "file_id"),
 )

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.domain.threads import ListParams, Page, Thread
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import Mapper
 
 t = tables.threads
 
 
-def _thread(row: Any) -> Thread:
-    return Thread(**row._mapping)
+_threads = Mapper(Thread, t)
+_thread = _threads.load
+_GET = sa.select(t).where(t.c.id == sa.bindparam("thread_id"))
 
 
 class ThreadRepository:
@@ -33,7 +33,7 @@ class ThreadRepository:
         )
 
     def get(self, thread_id: str) -> Thread | None:
-        row = self.conn.execute(sa.select(t).where(t.c.id == thread_id)).first()
+        row = self.conn.execute(_GET, {"thread_id": thread_id}).first()
         return None if row is None else _thread(row)
 
     def update(self, thread: Thread) -> None:

@@ -1,0 +1,28 @@
+"""Rows to domain objects and back, cheaply: these run for every object of every request.
+
+``Mapper.load`` builds the dataclass positionally when the table's columns are its fields in order
+(``Message(*row)`` is ~20x cheaper than ``Message(**row._mapping)``), else by name. ``Mapper.dump`` is
+a shallow dict of the fields: ``dataclasses.asdict`` deep-copies every JSON value for nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+T = TypeVar("T")
+
+
+class Mapper(Generic[T]):
+    def __init__(self, cls: type[T], table: sa.Table) -> None:
+        self.cls = cls
+        self.names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+        self.positional = list(self.names) == [column.name for column in table.columns]
+
+    def load(self, row: Any) -> T:
+        return self.cls(*row) if self.positional else self.cls(**row._mapping)
+
+    def dump(self, obj: T, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
+        return {name: getattr(obj, name) for name in self.names if name not in without}
