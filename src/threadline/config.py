@@ -95,8 +95,6 @@ def settings_to_json(settings: Settings) -> str:
             value = str(value)
         elif isinstance(value, tuple):
             value = list(value)
-        elif isinstance(value, Mapping):
-            value = dict(value)
         values[f.name] = value
     return json.dumps(values)
 

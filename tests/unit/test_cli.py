@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from threadline import cli
 from threadline.config import Settings, settings_from_json, settings_to_json
 
-# Settings no flag sets: `extra` is internal. Every other field is a `serve` flag.
-_NOT_FLAGS = {"extra"}
+# Every Settings field is a `serve` flag.
+_NOT_FLAGS: set[str] = set()
 
 
 def _serve_flags() -> set[str]:
@@ -84,7 +84,6 @@ def test_settings_round_trip_through_json() -> None:
         models_file=Path("/m.toml"),
         workers=3,
         upstream_timeout_s=1.5,
-        extra={"k": "v"},
     )
     assert settings_from_json(settings_to_json(settings)) == settings
     assert settings_from_json(settings_to_json(Settings())) == Settings()
