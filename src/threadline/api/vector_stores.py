@@ -84,7 +84,7 @@ async def modify_vector_store(request: Request) -> Response:
 
 async def delete_vector_store(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
-    await database(request).transaction(lambda uow: stores.delete(uow, vector_store_id))
+    await database(request).transaction(lambda uow: stores.delete(uow, vector_store_id), offload=True)
     return _respond(request, deleted(vector_store_id, "vector_store"))
 
 
@@ -149,13 +149,17 @@ async def update_vector_store_file(request: Request) -> Response:
 
 async def delete_vector_store_file(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
-    await database(request).transaction(lambda uow: vs_files.delete(uow, vector_store_id, file_id))
+    await database(request).transaction(
+        lambda uow: vs_files.delete(uow, vector_store_id, file_id), offload=True
+    )
     return _respond(request, deleted(file_id, "vector_store.file"))
 
 
 async def vector_store_file_content(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
-    text = await database(request).transaction(lambda uow: vs_files.content(uow, vector_store_id, file_id))
+    text = await database(request).transaction(
+        lambda uow: vs_files.content(uow, vector_store_id, file_id), offload=True
+    )
     return _respond(request, file_content_page(text))
 
 
@@ -176,7 +180,9 @@ async def retrieve_file_batch(request: Request) -> Response:
 
 async def cancel_file_batch(request: Request) -> Response:
     vector_store_id, batch_id = request.path_params["vector_store_id"], request.path_params["batch_id"]
-    batch = await database(request).transaction(lambda uow: batches.cancel(uow, vector_store_id, batch_id))
+    batch = await database(request).transaction(
+        lambda uow: batches.cancel(uow, vector_store_id, batch_id), offload=True
+    )
     return _respond(request, file_batch_to_wire(batch))
 
 

@@ -76,7 +76,7 @@ def _delete_rows(uow: UnitOfWork, file_id: str) -> None:
 
 async def delete(db: Database, blobs: BlobStore, file_id: str) -> None:
     """Delete the file and remove it from every vector store (spec: deleteFile)."""
-    await db.transaction(lambda uow: _delete_rows(uow, file_id))
+    await db.transaction(lambda uow: _delete_rows(uow, file_id), offload=True)
     await asyncio.to_thread(blobs.delete, file_id)
 
 
@@ -98,6 +98,6 @@ async def sweep_expired(db: Database, blobs: BlobStore) -> int:
             uow.vector_stores.remove_file_everywhere(file_id)
             uow.files.delete(file_id)
 
-        await db.transaction(remove)
+        await db.transaction(remove, offload=True)
         await asyncio.to_thread(blobs.delete, file_id)
     return len(expired)

@@ -69,7 +69,7 @@ async def _index(
     rows = [NewChunk(c.index, c.text, c.start_char, e) for c, e in zip(chunks, embeddings, strict=True)]
     usage_bytes = len(text.encode())
     done = await db.transaction(
-        lambda uow: uow.chunks.complete(job.vector_store_id, job.id, rows, usage_bytes)
+        lambda uow: uow.chunks.complete(job.vector_store_id, job.id, rows, usage_bytes), offload=True
     )
     if not done:
         log.info("%s in %s was cancelled or removed while indexing", job.id, job.vector_store_id)
