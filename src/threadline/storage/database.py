@@ -33,8 +33,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: readers never block the writer. synchronous=NORMAL in WAL mode keeps every committed
     # transaction across a crash of the process (kill -9); only an OS crash/power loss may lose
-    # the last transactions. busy_timeout first: switching a new database to WAL takes a lock that another process starting
-    # at the same moment may hold (concurrent `threadline migrate`), and must wait, not fail.
+    # the last transactions. busy_timeout first: switching a new database to WAL takes a lock that
+    # another process starting at the same moment may hold (concurrent `threadline migrate`), and
+    # must wait for it, not fail.
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
