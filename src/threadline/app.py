@@ -15,7 +15,7 @@ from starlette.middleware import Middleware
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.routes import v1_routes
-from threadline.blobs import LocalDiskBlobStore
+from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
 from threadline.executor.db_bus import DatabaseBus, build_bus
@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await executor.start()
         # Files and vector stores: bytes on disk and the background ingestion worker (it runs
         # wherever the executor runs).
-        app.state.blobs = LocalDiskBlobStore(settings.data_dir / "files")
+        app.state.blobs = blob_store_from_settings(settings)
         ingestion: IngestionWorker | None = None
         if settings.executor:
             ingestion = IngestionWorker(db, app.state.blobs, embedder, sole_process=settings.workers <= 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import openai
 import pytest
 from openai import OpenAI
@@ -251,3 +253,32 @@ def test_max_prompt_tokens_budget_drops_old_messages_then_ends_incomplete(
     assert run.status == "incomplete"
     assert run.incomplete_details is not None and run.incomplete_details.reason == "max_prompt_tokens"
     assert len(fake.requests) == 1
+
+
+def test_uploaded_image_reaches_the_model_as_image_input(client: OpenAI, fake: FakeModelServer) -> None:
+    # A real (1x1) PNG uploaded for vision; the model must receive its bytes, not a file id.
+    png = bytes.fromhex(
+        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+        "0000000d4944415478da63f8cfc0f01f0005000201a5f6a3f40000000049454e44ae426082"
+    )
+    image = client.files.create(file=("dot.png", png), purpose="vision")
+    fake.script(Text("a dot"))
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_file", "image_file": {"file_id": image.id, "detail": "low"}},
+                ],
+            }
+        ]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=_assistant(client))
+    assert run.status == "completed"
+    content = fake.requests[-1]["messages"][-1]["content"]
+    assert content[0] == {"type": "text", "text": "what is this?"}
+    assert content[1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode(), "detail": "low"},
+    }

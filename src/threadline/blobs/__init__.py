@@ -2,5 +2,12 @@
 
 from threadline.blobs.local import LocalDiskBlobStore
 from threadline.blobs.store import BlobNotFound, BlobStore, BlobTooLarge
+from threadline.config import Settings
 
-__all__ = ["BlobNotFound", "BlobStore", "BlobTooLarge", "LocalDiskBlobStore"]
+
+def blob_store_from_settings(settings: Settings) -> BlobStore:
+    """The one place that says where file bytes live (every process of a deployment must agree)."""
+    return LocalDiskBlobStore(settings.data_dir / "files")
+
+
+__all__ = ["BlobNotFound", "BlobStore", "BlobTooLarge", "LocalDiskBlobStore", "blob_store_from_settings"]

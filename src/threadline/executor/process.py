@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 
-from threadline.blobs import LocalDiskBlobStore
+from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.executor.db_bus import DatabaseBus, build_bus
 from threadline.executor.file_search import FileSearchTool
@@ -56,9 +56,7 @@ async def _run(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     registry.register(FileSearchTool(db, embedder))
     router = ProviderRouter.from_settings(settings)
     executor = Executor(db, settings, bus, router, registry, notifications)
-    ingestion = IngestionWorker(
-        db, LocalDiskBlobStore(settings.data_dir / "files"), embedder, sole_process=False
-    )
+    ingestion = IngestionWorker(db, blob_store_from_settings(settings), embedder, sole_process=False)
     try:
         if notifications is not None:
             await notifications.start()

@@ -6,6 +6,7 @@ the thread's history only; the run's own tool exchange is always kept, or the mo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,9 @@ def _text_of(message: Message) -> str:
     return "".join(part["text"]["value"] for part in message.content if part.get("type") == "text")
 
 
-def _user_content(message: Message) -> str | list[dict[str, Any]]:
-    """Text-only content stays a plain string (every provider accepts that); images make it a list."""
+def _user_content(message: Message, images: Mapping[str, str]) -> str | list[dict[str, Any]]:
+    """Text-only content stays a plain string (every provider accepts that); images make it a list.
+    ``images`` maps uploaded image file ids to ``data:`` URLs (chat-completions has no file ids)."""
     if all(part.get("type") == "text" for part in message.content):
         return _text_of(message)
     parts: list[dict[str, Any]] = []
@@ -41,16 +43,46 @@ def _user_content(message: Message) -> str | list[dict[str, Any]]:
         elif kind == "image_url":
             parts.append({"type": "image_url", "image_url": dict(part["image_url"])})
         elif kind == "image_file":
-            # Uploaded files are not readable from here yet (files live in another component); the
-            # model is told an image was attached rather than silently losing it.
-            parts.append({"type": "text", "text": f"[image file {part['image_file']['file_id']}]"})
+            ref = part["image_file"]
+            url = images.get(ref["file_id"])
+            if url is not None:
+                image = {"url": url, "detail": ref.get("detail", "auto")}
+                parts.append({"type": "image_url", "image_url": image})
+            else:
+                # The file's bytes are gone (deleted since): tell the model rather than drop it silently.
+                missing = f"[image file {ref['file_id']} is no longer available]"
+                parts.append({"type": "text", "text": missing})
     return parts
 
 
-def _chat_message(message: Message) -> ChatMessage:
+def _chat_message(message: Message, images: Mapping[str, str]) -> ChatMessage:
     if message.role == "assistant":
         return {"role": "assistant", "content": _text_of(message)}
-    return {"role": "user", "content": _user_content(message)}
+    return {"role": "user", "content": _user_content(message, images)}
+
+
+# Magic numbers of the image formats vision models accept; chat-completions wants a media type.
+_IMAGE_SIGNATURES = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"))
+
+
+def image_media_type(data: bytes) -> str:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    for signature, media_type in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return media_type
+    return "application/octet-stream"
+
+
+def image_file_ids(messages: list[Message]) -> set[str]:
+    """The uploaded images the prompt needs as ``data:`` URLs."""
+    return {
+        part["image_file"]["file_id"]
+        for message in messages
+        if message.role == "user"
+        for part in message.content
+        if part.get("type") == "image_file"
+    }
 
 
 def _tool_exchange(step: RunStep, registry: ToolRegistry) -> list[ChatMessage]:
@@ -90,12 +122,18 @@ def _tokens(message: ChatMessage) -> int:
 
 
 def build_prompt(
-    run: Run, messages: list[Message], steps: list[RunStep], registry: ToolRegistry, max_tokens: int | None
+    run: Run,
+    messages: list[Message],
+    steps: list[RunStep],
+    registry: ToolRegistry,
+    max_tokens: int | None,
+    images: Mapping[str, str] | None = None,
 ) -> Prompt | None:
     """The prompt for the run's next model call, or None when even the newest message alone does not
     fit ``max_tokens`` (the run then ends incomplete: max_prompt_tokens)."""
+    images = images or {}
     by_id = {m.id: m for m in messages}
-    history = [_chat_message(m) for m in messages if m.run_id != run.id]
+    history = [_chat_message(m, images) for m in messages if m.run_id != run.id]
     strategy = run.truncation_strategy
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
         history = history[-int(strategy["last_messages"]) :]
@@ -104,7 +142,7 @@ def build_prompt(
         if step.type == "message_creation":
             message = by_id.get(step.step_details["message_creation"]["message_id"])
             if message is not None and message.content:
-                own.append(_chat_message(message))
+                own.append(_chat_message(message, images))
         elif step.status == "completed":
             own.extend(_tool_exchange(step, registry))
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []

@@ -10,17 +10,19 @@ lets it propagate and the worker finishes the run, using ``RunProgress`` for the
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from threadline.blobs import BlobNotFound, BlobStore
 from threadline.domain.errors import ThreadlineError, UpstreamError
 from threadline.domain.events import MessageDelta, RunEvent, StepDelta, StreamEnd, StreamError
 from threadline.domain.ids import new_id
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
 from threadline.executor.bus import EventBus
-from threadline.executor.prompt import build_prompt
+from threadline.executor.prompt import build_prompt, image_file_ids, image_media_type
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
 from threadline.llm.types import ChatModel, ChatRequest, Finish, TextDelta, ToolCallDelta
@@ -76,8 +78,9 @@ class Runner:
         bus: EventBus,
         router: ProviderRouter,
         registry: ToolRegistry,
+        blobs: BlobStore,
     ) -> None:
-        self.db, self.bus, self.router, self.registry = db, bus, router, registry
+        self.db, self.bus, self.router, self.registry, self.blobs = db, bus, router, registry, blobs
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         if events:
@@ -127,6 +130,7 @@ class Runner:
         used = [s.usage for s in steps if s.usage]
         used_prompt = sum(u["prompt_tokens"] for u in used)
         used_completion = sum(u["completion_tokens"] for u in used)
+        images: dict[str, str] = {}
         while True:
             prompt_left = None if run.max_prompt_tokens is None else run.max_prompt_tokens - used_prompt
             completion_left = (
@@ -135,7 +139,8 @@ class Runner:
             if completion_left is not None and completion_left <= 0:
                 await self.end(run.id, "incomplete", progress, incomplete_reason="max_completion_tokens")
                 return
-            prompt = build_prompt(run, messages, steps, self.registry, prompt_left)
+            images = await self._images(image_file_ids(messages), images)
+            prompt = build_prompt(run, messages, steps, self.registry, prompt_left, images)
             if prompt is None:
                 await self.end(run.id, "incomplete", progress, incomplete_reason="max_prompt_tokens")
                 return
@@ -157,6 +162,16 @@ class Runner:
                 lambda uow: (uow.messages.all_in_thread(run.thread_id), uow.run_steps.all_for_run(run.id))
             )
             messages, steps = reloaded
+
+    async def _images(self, file_ids: set[str], known: dict[str, str]) -> dict[str, str]:
+        """``data:`` URLs for uploaded images (read once per run; a deleted file is left out)."""
+        for file_id in file_ids - known.keys():
+            try:
+                data = await asyncio.to_thread(self.blobs.read, file_id)
+            except BlobNotFound:
+                continue
+            known[file_id] = f"data:{image_media_type(data)};base64,{base64.b64encode(data).decode()}"
+        return known
 
     def _request(
         self, run: Run, upstream_model: str, messages: list[dict[str, Any]], max_completion_tokens: int | None

@@ -26,6 +26,7 @@ import socket
 import time
 from functools import partial
 
+from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import BackgroundTasks
@@ -79,7 +80,7 @@ class Executor:
     ) -> None:
         self.db, self.bus, self.settings = db, bus, settings
         self.owner = new_owner()
-        self.runner = Runner(db, bus, router, registry or ToolRegistry())
+        self.runner = Runner(db, bus, router, registry or ToolRegistry(), blob_store_from_settings(settings))
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, RunProgress] = {}
         self._interrupts: dict[str, str] = {}
