@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import wrk_run
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-LUA = BENCH / "wrk" / "ops.lua"
 HOST = "127.0.0.1"
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 # operation -> the ids file its requests cycle through
@@ -158,36 +159,17 @@ def serve(name: str, cmd: list[str], env: dict[str, str], ids_dir: Path, port: i
 def run_wrk(
     wrk: str, target: Target, op: str, ids: str, connections: int, duration_s: int, limit: int = 20
 ) -> WrkResult:
-    cmd = [
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration_s}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(LUA),
-        target.url,
-        "--",
-        op,
-        str(target.ids_dir / f"{ids}.txt"),
-        str(limit),
-    ]
+    """wrk against ``target``, with the CPU the server and the rest of the machine used meanwhile."""
     server0, busy0, wrk0 = process_cpu_s(target.pid), machine_busy_s(), children_cpu_s()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 30)
-    if done.returncode != 0:
-        sys.exit(f"error: wrk failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}{done.stderr}")
-    out = done.stdout
+    record = wrk_run.run_wrk(
+        wrk, target.url, op, target.ids_dir / f"{ids}.txt", connections, duration_s, limit
+    )
     server, busy, wrk_cpu = (
         process_cpu_s(target.pid) - server0,
         machine_busy_s() - busy0,
         children_cpu_s() - wrk0,
     )
-    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
-        sys.exit(f"error: unexpected wrk output:\n{out}")
-    result = WrkResult(**json.loads(line.removeprefix("WRK_JSON ")))
+    result = WrkResult(**record)
     seconds = result.duration_us / 1e6
     result.server_cpu_pct = 100 * server / seconds
     result.other_cpu_pct = max(0.0, 100 * (busy - server - wrk_cpu) / seconds)

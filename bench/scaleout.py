@@ -39,9 +39,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+import wrk_run
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-LUA = BENCH / "wrk" / "ops.lua"  # shared with bench/core.py
 HOST = "127.0.0.1"
 OPERATIONS = ("create_thread", "create_message", "list_messages")
 IDS = {"create_thread": "threads", "create_message": "threads", "list_messages": "list10k"}
@@ -76,27 +77,7 @@ def write_ids(directory: Path, name: str, ids: list[str]) -> None:
 
 
 def run_wrk(wrk: str, url: str, op: str, ids_file: Path, connections: int, duration_s: int) -> WrkResult:
-    cmd = [
-        wrk,
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration_s}s",
-        "--latency",
-        "--timeout",
-        "5s",
-        "-s",
-        str(LUA),
-        url,
-        "--",
-        op,
-        str(ids_file),
-        "20",
-    ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=duration_s + 30).stdout
-    line = next((ln for ln in out.splitlines() if ln.startswith("WRK_JSON ")), None)
-    if line is None:
-        sys.exit(f"error: unexpected wrk output:\n{out}")
-    raw = json.loads(line.removeprefix("WRK_JSON "))
+    raw = wrk_run.run_wrk(wrk, url, op, ids_file, connections, duration_s)
     result = WrkResult(
         raw["requests"],
         raw["duration_us"],
