@@ -12,8 +12,9 @@ from openai import OpenAI
 
 from tests.conftest import make_client, server_env
 from tests.support import databases
+from tests.support.database_access import query_sql
 from tests.support.documents import docx_document, pdf_document, text_document, wait_for_store
-from tests.support.fake_model import Call, FakeModelServer, Text, ToolCalls
+from tests.support.fake_model import EMBEDDING_DIM, Call, FakeModelServer, Text, ToolCalls
 from tests.support.server import ServerProcess
 
 MODEL = "fake-model"
@@ -81,6 +82,95 @@ def test_run_calls_file_search_and_cites(client: OpenAI, fake: FakeModelServer) 
     assert citation.file_citation.file_id == file_ids[0]  # type: ignore[union-attr]
     assert text.value[citation.start_index : citation.end_index] == citation.text
     assert citation.text in text.value and citation.text.startswith("【0†")
+
+
+_PASSAGE = re.compile(r"(【\d+†[^】]+】)\n(.*?)(?=\n\n【|\Z)", re.S)
+
+
+def _cite_each_search(seen: dict[str, str]) -> Any:
+    """The scripted model's last turn: quote the first marker of every file_search output in the
+    prompt, noting in ``seen`` the passage each marker introduced."""
+
+    def reply(body: dict[str, Any]) -> Text:
+        outputs = [m["content"] for m in body["messages"] if m["role"] == "tool"]
+        for output in outputs:
+            found = _PASSAGE.search(output)
+            assert found, output
+            seen[found.group(1)] = found.group(2)
+        assert len(seen) == len(outputs), f"two searches showed the same marker: {outputs}"
+        return Text(" ".join(f"Fact {i} {m}." for i, m in enumerate(seen)))
+
+    return reply
+
+
+def _assert_citations_follow_markers(
+    client: OpenAI, thread_id: str, run_id: str, seen: dict[str, str], files: dict[str, str]
+) -> None:
+    """Each annotation cites the file whose passage the model saw behind that marker."""
+    answer = client.beta.threads.messages.list(thread_id, run_id=run_id).data[0]
+    text = answer.content[0].text  # type: ignore[union-attr]
+    assert sorted(a.text for a in text.annotations) == sorted(seen)
+    for annotation in text.annotations:
+        assert annotation.type == "file_citation"
+        assert text.value[annotation.start_index : annotation.end_index] == annotation.text
+        expected = next(file_id for phrase, file_id in files.items() if phrase in seen[annotation.text])
+        assert annotation.file_citation.file_id == expected, (annotation.text, seen)  # type: ignore[union-attr]
+
+
+def _two_topic_assistant(client: OpenAI) -> tuple[str, dict[str, str]]:
+    """An assistant searching a store with two unrelated files; phrase -> file id of each."""
+    store_id, file_ids = _store_with(
+        client,
+        [
+            ("zebra.pdf", pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers.")),
+            ("refunds.docx", docx_document("Refunds are granted within thirty days of purchase.")),
+        ],
+    )
+    assistant = client.beta.assistants.create(
+        model=MODEL,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
+    return assistant.id, {"obsidian zebra": file_ids[0], "Refunds are granted": file_ids[1]}
+
+
+def test_citations_from_two_rounds_of_file_search(client: OpenAI, fake: FakeModelServer) -> None:
+    # Markers are numbered across the run: the second search's 【0†…】 would otherwise be resolved
+    # against the first search's results.
+    assistant_id, files = _two_topic_assistant(client)
+    seen: dict[str, str] = {}
+    fake.script(
+        ToolCalls([Call("file_search", '{"query": "obsidian zebra tariffs"}')]),
+        ToolCalls([Call("file_search", '{"query": "refunds thirty days purchase"}')]),
+        _cite_each_search(seen),
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Zebras and refunds?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
+    assert run.status == "completed", run.last_error
+    assert len(fake.requests) == 3
+    # The first search's output reads the same in the last prompt as in the one after it.
+    tool_outputs = [[m["content"] for m in r["messages"] if m["role"] == "tool"] for r in fake.requests]
+    assert tool_outputs[2][:1] == tool_outputs[1]
+    assert "obsidian zebra" in tool_outputs[2][0] and "Refunds are granted" in tool_outputs[2][1]
+    _assert_citations_follow_markers(client, thread.id, run.id, seen, files)
+
+
+def test_citations_from_parallel_file_search_calls(client: OpenAI, fake: FakeModelServer) -> None:
+    assistant_id, files = _two_topic_assistant(client)
+    seen: dict[str, str] = {}
+    fake.script(
+        ToolCalls(
+            [
+                Call("file_search", '{"query": "refunds thirty days purchase"}'),
+                Call("file_search", '{"query": "obsidian zebra tariffs"}'),
+            ]
+        ),
+        _cite_each_search(seen),
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Refunds and zebras?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
+    assert run.status == "completed", run.last_error
+    _assert_citations_follow_markers(client, thread.id, run.id, seen, files)
 
 
 def test_thread_vector_store_helper_and_attachments(client: OpenAI, fake: FakeModelServer) -> None:
@@ -180,3 +270,35 @@ def test_hybrid_search_uses_embeddings(hybrid_server: ServerProcess, fake: FakeM
         assert all(0.0 <= r.score <= 1.0 for r in page.data)
         # First in both the keyword and the vector ranking: the top normalised RRF score.
         assert page.data[0].score == pytest.approx(1.0)
+
+
+def _indexed_vectors(server: ServerProcess, store_id: str) -> int:
+    """How many chunk vectors of the store the database holds: sqlite-vec's table on SQLite, the
+    chunks' embedding column on PostgreSQL."""
+    if "THREADLINE_DATABASE_URL" in server.env:
+        sql = "SELECT count(*) FROM chunks WHERE vector_store_id = :s AND embedding IS NOT NULL"
+    else:
+        sql = f"SELECT count(*) FROM chunk_vectors_{EMBEDDING_DIM} WHERE vector_store_id = :s"
+    return int(query_sql(server, sql, s=store_id)[0][0])
+
+
+def test_vectors_are_indexed_and_leave_with_their_file(hybrid_server: ServerProcess) -> None:
+    with make_client(hybrid_server.base_url) as client:
+        store_id, file_ids = _store_with(
+            client,
+            [
+                ("comets.txt", text_document("Comet tails point away from the sun. " * 300)),
+                ("ferns.txt", text_document("Ferns reproduce with spores, not seeds.")),
+            ],
+        )
+        chunks = query_sql(hybrid_server, "SELECT file_id FROM chunks WHERE vector_store_id = :s", s=store_id)
+        comet_chunks = sum(1 for (file_id,) in chunks if file_id == file_ids[0])
+        assert comet_chunks > 1
+        assert _indexed_vectors(hybrid_server, store_id) == len(chunks), "one vector per chunk"
+        hits = client.vector_stores.search(store_id, query="comet tails sun", max_num_results=50).data
+        assert hits and hits[0].file_id == file_ids[0]
+
+        client.files.delete(file_ids[0])
+        assert _indexed_vectors(hybrid_server, store_id) == len(chunks) - comet_chunks
+        hits = client.vector_stores.search(store_id, query="comet tails sun", max_num_results=50).data
+        assert {hit.file_id for hit in hits} <= {file_ids[1]}

@@ -6,8 +6,11 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.beta import thread_create_params
+from openai.types.beta.threads.message_create_params import Attachment
 
 from tests.support.errors import assert_api_error
+from tests.support.fake_model import FakeModelServer, Text
 from tests.support.server import ServerProcess
 
 
@@ -195,3 +198,70 @@ def test_list_threads_extension_with_metadata_filter(client: OpenAI, server: Ser
     page = httpx.get(f"{server.base_url}/threads", params={"metadata[suite]": marker, "limit": 2}).json()
     assert len(page["data"]) == 2 and page["has_more"] is True
     assert page["first_id"] == made[2].id and page["last_id"] == made[1].id
+
+
+def _code(file_id: str) -> Attachment:
+    return {"file_id": file_id, "tools": [{"type": "code_interpreter"}]}
+
+
+def test_thread_creation_caps_code_interpreter_files_with_attachments(
+    client: OpenAI, server: ServerProcess
+) -> None:
+    files = [_file_id(client) for _ in range(21)]
+    marker = client.beta.threads.create().id  # a unique value to look for threads by
+    # tool_resources and attachments together may name 20 distinct files; repeats count once.
+    thread = client.beta.threads.create(
+        tool_resources={"code_interpreter": {"file_ids": files[:15]}},
+        messages=[
+            {"role": "user", "content": "a", "attachments": [_code(f) for f in files[10:18]]},
+            {"role": "user", "content": "b", "attachments": [_code(f) for f in files[15:20]]},
+        ],
+    )
+    assert thread.tool_resources is not None and thread.tool_resources.code_interpreter is not None
+    assert thread.tool_resources.code_interpreter.file_ids == files[:20]
+
+    over: list[thread_create_params.Message] = [
+        {"role": "user", "content": "a", "attachments": [_code(f) for f in files[:11]]},
+        {"role": "user", "content": "b", "attachments": [_code(f) for f in files[11:]]},
+    ]
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.beta.threads.create(messages=over, metadata={"marker": marker})
+    assert_api_error(
+        bad.value, 400, param="attachments", code="array_above_max_length", contains="bring it to 21"
+    )
+    page = httpx.get(f"{server.base_url}/threads", params={"metadata[marker]": marker}).json()
+    assert page["data"] == [], "a refused thread is not stored"
+
+
+def test_create_and_run_caps_code_interpreter_files_with_attachments(
+    client: OpenAI, server: ServerProcess, fake: FakeModelServer
+) -> None:
+    fake.script(Text("ok"))
+    files = [_file_id(client) for _ in range(21)]
+    assistant = client.beta.assistants.create(model="fake-model")
+    # The request's tool_resources become the thread's; attachments add to them, repeats once.
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        tool_resources={"code_interpreter": {"file_ids": files[:19]}},
+        thread={
+            "messages": [{"role": "user", "content": "a", "attachments": [_code(files[19]), _code(files[0])]}]
+        },
+    )
+    assert run.status == "completed"
+    resources = client.beta.threads.retrieve(run.thread_id).tool_resources
+    assert resources is not None and resources.code_interpreter is not None
+    assert resources.code_interpreter.file_ids == files[:20]
+
+    marker = run.thread_id
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id,
+            tool_resources={"code_interpreter": {"file_ids": files[:20]}},
+            thread={
+                "messages": [{"role": "user", "content": "b", "attachments": [_code(files[20])]}],
+                "metadata": {"marker": marker},
+            },
+        )
+    assert_api_error(bad.value, 400, param="attachments", code="array_above_max_length")
+    page = httpx.get(f"{server.base_url}/threads", params={"metadata[marker]": marker}).json()
+    assert page["data"] == [], "a refused thread and run are not stored"

@@ -71,6 +71,24 @@ def test_result_page_shape(client: OpenAI, library: str) -> None:
     assert item["content"][0]["type"] == "text"
 
 
+def test_rewrite_query_searches_and_reports_a_keyword_query(client: OpenAI, library: str) -> None:
+    question = "What is our policy on refunds for purchases?"
+    plain = client.vector_stores.with_raw_response.search(library, query=question).http_response.json()
+    assert plain["search_query"] == [question], "without rewrite_query the query is used as given"
+    body = client.vector_stores.with_raw_response.search(
+        library, query=question, rewrite_query=True
+    ).http_response.json()
+    assert body["search_query"] == ["policy refunds purchases"]
+    assert body["data"][0]["filename"] == "handbook.docx"
+    assert "Refunds are granted" in body["data"][0]["content"][0]["text"]
+    # A list of queries is rewritten query by query; a query with no content word is kept.
+    body = client.vector_stores.with_raw_response.search(
+        library, query=["Who negotiates the tariffs?", "What is it?"], rewrite_query=True
+    ).http_response.json()
+    assert body["search_query"] == ["negotiates tariffs", "What is it?"]
+    assert body["data"][0]["filename"] == "zebra.pdf"
+
+
 def test_filters(client: OpenAI, library: str) -> None:
     query = "zebra refunds pesto"
     only_2024 = client.vector_stores.search(

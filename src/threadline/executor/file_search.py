@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from threadline.executor.tools import ToolResult
 from threadline.llm.types import EmbeddingModel
 from threadline.retrieval import truncate
 from threadline.services.clock import now
-from threadline.services.vector_stores.citations import marker, run_search_results
+from threadline.services.vector_stores.citations import first_marker_index, marker
 from threadline.services.vector_stores.search import SearchRequest, SearchResult, search
 from threadline.storage.database import Database
 from threadline.storage.uow import UnitOfWork
@@ -62,7 +63,7 @@ class FileSearchTool:
         options = settings.get("ranking_options") or {}
         threshold = float(options.get("score_threshold") or 0.0)
         ranking = {"ranker": options.get("ranker") or "default_2024_08_21", "score_threshold": threshold}
-        store_ids, thread_store_ids, first_index = await self.db.transaction(lambda uow: _scope(uow, run))
+        store_ids, thread_store_ids = await self.db.transaction(lambda uow: _scope(uow, run))
         await self._wait_for_thread_stores(thread_store_ids)
         results = await search(
             self.db,
@@ -74,17 +75,13 @@ class FileSearchTool:
                 score_threshold=threshold,
             ),
         )
-        details = {"ranking_options": ranking, "results": [_wire(r) for r in results]}
-        return ToolResult(output=_output(results, first_index), details=details)
+        return ToolResult(details={"ranking_options": ranking, "results": [_wire(r) for r in results]})
 
-    def replay(self, details: dict[str, Any]) -> tuple[str, str]:
-        # Only the results are stored; numbering restarts at 0 in a replay of one call, which is
-        # what the model saw when there was a single search in the run.
-        lines = [
-            f"{marker(i, r.get('file_name', ''))}\n{(r.get('content') or [{}])[0].get('text', '')}"
-            for i, r in enumerate(details.get("results") or [])
-        ]
-        return "{}", "\n\n".join(lines) or "No results found."
+    def replay(self, details: dict[str, Any], earlier: Sequence[dict[str, Any]]) -> tuple[str, str]:
+        # Markers are numbered across the run: this call's first result follows the last result of
+        # the run's earlier calls, so 【i†…】 means the same result to the model in every round and
+        # to the annotations built from the stored steps (citations.run_search_results).
+        return "{}", _output(details.get("results") or [], first_marker_index(earlier))
 
     async def _wait_for_thread_stores(self, store_ids: list[str]) -> None:
         deadline = time.monotonic() + THREAD_STORE_WAIT_S
@@ -108,8 +105,8 @@ def _query(arguments: str) -> str:
     return str(parsed)
 
 
-def _scope(uow: UnitOfWork, run: Run) -> tuple[list[str], list[str], int]:
-    """(every store to search, the thread's stores, where this call's result numbering starts)."""
+def _scope(uow: UnitOfWork, run: Run) -> tuple[list[str], list[str]]:
+    """(every store to search, the thread's stores)."""
     assistant = uow.assistants.get(run.assistant_id)
     thread = uow.threads.get(run.thread_id)
     assistant_ids = _store_ids(assistant.tool_resources if assistant else None)
@@ -120,7 +117,7 @@ def _scope(uow: UnitOfWork, run: Run) -> tuple[list[str], list[str], int]:
         store = uow.vector_stores.get(store_id)
         if store is not None and store.expired(at):
             raise InvalidRequest(f"Vector store '{store_id}' has expired")
-    return store_ids, thread_ids, len(run_search_results(uow, run.id))
+    return store_ids, thread_ids
 
 
 def _store_ids(resources: dict[str, Any] | None) -> list[str]:
@@ -140,8 +137,12 @@ def _wire(result: SearchResult) -> dict[str, Any]:
     }
 
 
-def _output(results: list[SearchResult], first_index: int) -> str:
+def _output(results: list[dict[str, Any]], first_index: int) -> str:
+    """What the model reads for one call's stored results: each passage behind its marker."""
     if not results:
         return "No results found."
-    passages = [f"{marker(first_index + i, r.filename)}\n{r.hit.text}" for i, r in enumerate(results)]
+    passages = [
+        f"{marker(first_index + i, r.get('file_name', ''))}\n{(r.get('content') or [{}])[0].get('text', '')}"
+        for i, r in enumerate(results)
+    ]
     return truncate("\n\n".join(passages), MAX_RESULT_TOKENS)

@@ -85,19 +85,27 @@ def image_file_ids(messages: list[Message]) -> set[str]:
     }
 
 
-def _tool_exchange(step: RunStep, registry: ToolRegistry) -> list[ChatMessage]:
+def _tool_exchange(
+    step: RunStep, registry: ToolRegistry, earlier: dict[str, list[dict[str, Any]]]
+) -> list[ChatMessage]:
+    """The step's calls and results in chat form. ``earlier`` maps a server tool type to the details
+    of its calls in the run's steps before this call; each server call seen here is appended."""
     calls: list[dict[str, Any]] = []
     results: list[ChatMessage] = []
     for call in step.step_details.get("tool_calls", []):
-        if call.get("type") == "function":
+        kind = call.get("type", "")
+        if kind == "function":
             name, arguments, output = (
                 call["function"]["name"],
                 call["function"]["arguments"],
                 call["function"]["output"],
             )
-        elif (handler := registry.server_tools.get(call.get("type", ""))) is not None:
+        elif (handler := registry.server_tools.get(kind)) is not None:
             name = handler.name
-            arguments, output = handler.replay(call.get(call["type"]) or {})
+            details = call.get(kind) or {}
+            before = earlier.setdefault(kind, [])
+            arguments, output = handler.replay(details, before)
+            before.append(details)
         else:
             continue
         calls.append(
@@ -138,13 +146,18 @@ def build_prompt(
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
         history = history[-int(strategy["last_messages"]) :]
     own: list[ChatMessage] = []
+    # Every tool step counts for what comes after it (a server tool's output may depend on its
+    # earlier calls: citation numbering), even one not completed and so not sent itself.
+    earlier: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         if step.type == "message_creation":
             message = by_id.get(step.step_details["message_creation"]["message_id"])
             if message is not None and message.content:
                 own.append(_chat_message(message, images))
-        elif step.status == "completed":
-            own.extend(_tool_exchange(step, registry))
+        else:
+            exchange = _tool_exchange(step, registry, earlier)
+            if step.status == "completed":
+                own.extend(exchange)
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     fixed = sum(_tokens(m) for m in system + own)
     sizes = [_tokens(m) for m in history]

@@ -9,6 +9,7 @@ its calls in the step with ``type == handler.type``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,10 +18,11 @@ from threadline.domain.runs import Run
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """``output`` is what the model reads next; ``details`` is the step's type-specific object
-    (e.g. ``{"ranking_options": ..., "results": [...]}`` under ``file_search``)."""
+    """``details`` is the step's type-specific object (e.g. ``{"ranking_options": ..., "results":
+    [...]}`` under ``file_search``). What the model reads is rendered from the stored details by
+    ``ServerTool.replay`` whenever the prompt is built, never kept from the call: the next round's
+    prompt is built from the stored steps anyway, possibly by another worker process."""
 
-    output: str
     details: dict[str, Any]
 
 
@@ -36,8 +38,11 @@ class ServerTool(Protocol):
         """Execute one call; raise ``UpstreamError``/``ThreadlineError`` to fail the run."""
         ...
 
-    def replay(self, details: dict[str, Any]) -> tuple[str, str]:
-        """``(arguments, output)`` of an earlier call from its stored details (prompt building)."""
+    def replay(self, details: dict[str, Any], earlier: Sequence[dict[str, Any]]) -> tuple[str, str]:
+        """``(arguments, output)`` of a call from its stored details (prompt building). ``earlier``
+        holds the stored details of this tool's calls before it in the run (step order, then call
+        order within a step), for outputs that depend on them (file_search numbers its citation
+        markers across the whole run)."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 Ingestion runs ``extract_text`` → ``chunk_text``; storage builds keyword queries with
 ``fts5_match_query`` / ``tsquery_terms``, filters with ``validate_filter`` / ``matches_filter``, and
-merges result lists with ``reciprocal_rank_fusion`` and the 0..1 score mappings of ``fusion``.
+merges result lists with ``reciprocal_rank_fusion`` and the 0..1 score mappings of ``fusion``;
+``rewrite_query`` turns a natural-language query into a keyword query (search's ``rewrite_query``).
 """
 
 from threadline.retrieval.chunking import (
@@ -21,6 +22,7 @@ from threadline.retrieval.fusion import (
     rrf_unit_score,
 )
 from threadline.retrieval.query import fts5_match_query, query_terms, tsquery_terms
+from threadline.retrieval.rewrite import rewrite_query
 from threadline.retrieval.tokens import count_tokens, decode, encode, truncate
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "normalize_rrf",
     "query_terms",
     "reciprocal_rank_fusion",
+    "rewrite_query",
     "rrf_unit_score",
     "truncate",
     "tsquery_terms",

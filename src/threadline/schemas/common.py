@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 MetadataKey = Annotated[str, StringConstraints(max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]
+# maxItems of ``tool_resources.code_interpreter.file_ids`` (assistants, threads, thread-and-run);
+# message attachments may not push a thread's list past it either.
+CODE_INTERPRETER_MAX_FILES = 20
 
 
 class Strict(BaseModel):
@@ -50,7 +53,7 @@ ChunkingStrategy = Annotated[AutoChunking | StaticChunking, Field(discriminator=
 
 # --- tool_resources ----------------------------------------------------------------------------
 class CodeInterpreterResources(Strict):
-    file_ids: Annotated[list[str], Field(max_length=20)] | None = None
+    file_ids: Annotated[list[str], Field(max_length=CODE_INTERPRETER_MAX_FILES)] | None = None
 
 
 class VectorStoreHelper(Strict):

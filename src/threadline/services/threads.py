@@ -5,6 +5,7 @@ from __future__ import annotations
 from threadline.domain.errors import ThreadNotFound
 from threadline.domain.ids import check_id, new_id
 from threadline.domain.threads import ListParams, Page, Thread
+from threadline.schemas.common import ToolResources
 from threadline.schemas.threads import ThreadCreate, ThreadModify
 from threadline.services import messages as messages_service
 from threadline.services.clock import now
@@ -21,18 +22,25 @@ def get(uow: UnitOfWork, thread_id: str) -> Thread:
     return thread
 
 
-def create(uow: UnitOfWork, request: ThreadCreate) -> Thread:
+def create(
+    uow: UnitOfWork, request: ThreadCreate, default_tool_resources: ToolResources | None = None
+) -> Thread:
+    """A new thread with its messages. ``default_tool_resources`` (create-thread-and-run's) stand in
+    when the request names none; message attachments then add to whichever apply."""
+    resources = request.tool_resources if request.tool_resources is not None else default_tool_resources
     thread = Thread(
         id=new_id("thread"),
         created_at=now(),
-        tool_resources=tool_resources_to_stored(uow, request.tool_resources),
+        tool_resources=tool_resources_to_stored(uow, resources),
         metadata=request.metadata or {},
     )
     uow.threads.insert(thread)
     # Messages are created in the order given; their ids sort after the thread's and each other's.
     created = [messages_service.build(thread.id, m) for m in request.messages or []]
     uow.messages.insert_many(created)
-    apply_attachments(uow, thread.id, created)
+    updated = apply_attachments(uow, thread.id, created)
+    if updated is not None:
+        thread.tool_resources = updated
     return thread
 
 

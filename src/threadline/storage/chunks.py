@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.domain.files import VectorStoreFile
-from threadline.storage import tables
+from threadline.storage import tables, vector_index
 
 ch = tables.chunks
 vsf = tables.vector_store_files
@@ -80,8 +80,21 @@ class ChunkRepository:
         rows = self.conn.execute(sa.text(sql).bindparams(*binds), params)
         return [KeywordHit(r[0], r[1], r[2], r[3], r[4], float(r[5])) for r in rows]
 
+    @property
+    def has_vector_index(self) -> bool:
+        """SQLite keeps embeddings in sqlite-vec tables and answers ``nearest``; PostgreSQL keeps them
+        in ``chunks.embedding`` for the caller's exact scan (``embeddings``)."""
+        return self.dialect == "sqlite"
+
+    def nearest(
+        self, store_ids: list[str], query: bytes, k: int, file_ids: set[str] | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine similarity) of the ``k`` chunks nearest ``query``, best first."""
+        return vector_index.nearest(self.conn, store_ids, query, k, file_ids)
+
     def embeddings(self, store_ids: list[str], file_ids: set[str] | None) -> list[tuple[int, bytes]]:
-        """(chunk id, embedding) of every embedded chunk in the stores: brute-force vector search."""
+        """(chunk id, embedding) of every embedded chunk in the stores: brute-force vector search
+        where there is no vector index."""
         if not store_ids or (file_ids is not None and not file_ids):
             return []
         query = sa.select(ch.c.id, ch.c.embedding).where(
@@ -180,19 +193,36 @@ class ChunkRepository:
         if result.rowcount == 0:
             return False
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id))
-        if chunks:
-            self.conn.execute(
-                ch.insert(),
+        if not chunks:
+            return True
+        indexed = self.has_vector_index
+        self.conn.execute(
+            ch.insert(),
+            [
+                {
+                    "vector_store_id": vector_store_id,
+                    "file_id": file_id,
+                    "chunk_index": c.chunk_index,
+                    "text": c.text,
+                    "start_char": c.start_char,
+                    "embedding": None if indexed else c.embedding,
+                }
+                for c in chunks
+            ],
+        )
+        if indexed and any(c.embedding is not None for c in chunks):
+            rows = self.conn.execute(
+                sa.select(ch.c.chunk_index, ch.c.id).where(
+                    ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id
+                )
+            )
+            ids = {index: chunk_id for index, chunk_id in rows}
+            vector_index.insert(
+                self.conn,
                 [
-                    {
-                        "vector_store_id": vector_store_id,
-                        "file_id": file_id,
-                        "chunk_index": c.chunk_index,
-                        "text": c.text,
-                        "start_char": c.start_char,
-                        "embedding": c.embedding,
-                    }
+                    (ids[c.chunk_index], vector_store_id, file_id, c.embedding)
                     for c in chunks
+                    if c.embedding is not None
                 ],
             )
         return True

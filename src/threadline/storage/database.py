@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
+import sqlean
+import sqlite_vec
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -41,6 +43,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # sqlite-vec's vec0 tables hold the embeddings (storage/vector_index.py). Every connection needs
+    # the module, not only searching ones: deleting a chunk fires a trigger that deletes its vector.
+    dbapi_connection.enable_load_extension(True)
+    try:
+        sqlite_vec.load(dbapi_connection)
+    finally:
+        dbapi_connection.enable_load_extension(False)
 
 
 def create_engine(settings: Settings) -> Engine:
@@ -50,6 +59,10 @@ def create_engine(settings: Settings) -> Engine:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
+            # sqlean.py: the stdlib sqlite3 module built against a current SQLite with extension
+            # loading enabled. Python's own sqlite3 often lacks enable_load_extension (pyenv and
+            # macOS builds), and sqlite-vec must load everywhere the server runs.
+            module=sqlean.dbapi2,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False},

@@ -15,7 +15,6 @@ from threadline.services import assistants as assistants_service
 from threadline.services import messages as messages_service
 from threadline.services import threads as threads_service
 from threadline.services.clock import now
-from threadline.services.tool_resources import tool_resources_to_stored
 from threadline.services.vector_stores.attachments import apply_attachments
 from threadline.storage.uow import UnitOfWork
 
@@ -101,12 +100,9 @@ def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int) -
 
 def create_thread_and_run(uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int) -> tuple[Thread, Run]:
     """A new thread (with its messages) and a queued run on it. ``tool_resources`` of the request
-    become the thread's when the thread itself names none."""
+    become the thread's when the thread itself names none; its messages' attachments add to them."""
     assistant = assistants_service.get(uow, request.assistant_id)
-    thread = threads_service.create(uow, request.thread or ThreadCreate())
-    if request.tool_resources is not None and not thread.tool_resources:
-        thread.tool_resources = tool_resources_to_stored(uow, request.tool_resources)
-        uow.threads.update(thread)
+    thread = threads_service.create(uow, request.thread or ThreadCreate(), request.tool_resources)
     instructions = effective_instructions(request.instructions, assistant, None)
     run = build_run(thread.id, assistant, request, instructions, expiry_s)
     uow.runs.insert(run)

@@ -1,15 +1,21 @@
 """file_citation annotations: the source markers a model copies from file_search output into its
 answer (``【3†report.pdf】``), found in the final text and tied back to the files they cite.
 
-The file_search tool numbers its results across the whole run (a second search continues where the
-first stopped), so marker ``i`` is the ``i``-th result of the run's file_search calls, in order.
+The file_search tool numbers its results across the whole run (a second search, in a later round or
+in parallel in the same round, continues where the one before it stopped), so marker ``i`` is the
+``i``-th result of the run's file_search calls in step order, then call order within a step. Both
+sides derive it from the stored steps only, the prompt builder (``FileSearchTool.replay`` given the
+run's earlier calls, ``first_marker_index``) and the annotations (``run_search_results``), so it is
+the same after the prompt is rebuilt or the run moves to another worker process.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+from threadline.domain.runs import RunStep
 from threadline.storage.uow import UnitOfWork
 
 # 【index†label】; OpenAI's own markers sometimes read 【index:chunk†label】, accepted too.
@@ -40,14 +46,25 @@ def file_citations(text: str, results: list[dict[str, Any]]) -> list[dict[str, A
     return annotations
 
 
-def run_search_results(uow: UnitOfWork, run_id: str) -> list[dict[str, Any]]:
-    """Every file_search result of the run so far, in the order the tool numbered them."""
-    results: list[dict[str, Any]] = []
-    for step in uow.run_steps.all_for_run(run_id):
+def file_search_calls(steps: Iterable[RunStep]) -> Iterator[dict[str, Any]]:
+    """The ``file_search`` details of every file_search call in ``steps`` (a run's steps, oldest
+    first), in the order their results are numbered."""
+    for step in steps:
         for call in step.step_details.get("tool_calls", []) if step.type == "tool_calls" else []:
             if call.get("type") == "file_search":
-                results.extend((call.get("file_search") or {}).get("results") or [])
-    return results
+                yield call.get("file_search") or {}
+
+
+def first_marker_index(earlier_calls: Iterable[dict[str, Any]]) -> int:
+    """Where a file_search call's numbering starts: after every result of the run's earlier calls
+    (their ``file_search`` details, as ``file_search_calls`` gives them)."""
+    return sum(len(details.get("results") or []) for details in earlier_calls)
+
+
+def run_search_results(uow: UnitOfWork, run_id: str) -> list[dict[str, Any]]:
+    """Every file_search result of the run so far, in the order the tool numbered them."""
+    calls = file_search_calls(uow.run_steps.all_for_run(run_id))
+    return [result for details in calls for result in details.get("results") or []]
 
 
 def run_citations(uow: UnitOfWork, run_id: str, text: str) -> list[dict[str, Any]]:

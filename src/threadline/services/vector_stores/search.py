@@ -21,10 +21,11 @@ from threadline.retrieval import (
     matches_filter,
     normalize_rrf,
     reciprocal_rank_fusion,
+    rewrite_query,
     tsquery_terms,
     validate_filter,
 )
-from threadline.retrieval.vectors import cosine_top_k
+from threadline.retrieval.vectors import cosine_top_k, pack
 from threadline.schemas.vector_stores import VectorStoreSearch
 from threadline.services.clock import now
 from threadline.services.vector_stores.common import require_store
@@ -79,10 +80,8 @@ def search_in(
         found = [h for h in found if allowed is None or (h.vector_store_id, h.file_id) in allowed]
         hits.update((h.chunk_id, h) for h in found)
         rankings.append([str(h.chunk_id) for h in found])
-    if vectors:
-        embedded = uow.chunks.embeddings(store_ids, allowed_files)
-        for vector in vectors:
-            rankings.append([str(chunk_id) for chunk_id, _ in cosine_top_k(vector, embedded, candidates)])
+    for ranking in _vector_rankings(uow, store_ids, vectors, candidates, allowed_files):
+        rankings.append([str(chunk_id) for chunk_id in ranking])
     scored = _scores(rankings, hits, uow.chunks.dialect)
     missing = [int(chunk_id) for chunk_id, _ in scored if int(chunk_id) not in hits]
     hits.update(uow.chunks.by_ids(missing))
@@ -98,6 +97,20 @@ def search_in(
             break
     uow.vector_stores.touch(store_ids, now())
     return _with_files(uow, results)
+
+
+def _vector_rankings(
+    uow: UnitOfWork, store_ids: list[str], vectors: list[list[float]], k: int, files: set[str] | None
+) -> list[list[int]]:
+    """Chunk ids nearest each query vector, best first: from the vector index (sqlite-vec) where
+    the database has one, else by an exact scan of the stored vectors."""
+    if not vectors:
+        return []
+    if uow.chunks.has_vector_index:
+        nearest = [uow.chunks.nearest(store_ids, pack(v), k, files) for v in vectors]
+        return [[chunk_id for chunk_id, _ in hits] for hits in nearest]
+    embedded = uow.chunks.embeddings(store_ids, files)
+    return [[chunk_id for chunk_id, _ in cosine_top_k(v, embedded, k)] for v in vectors]
 
 
 def _scores(rankings: list[list[str]], hits: dict[int, KeywordHit], dialect: str) -> list[tuple[str, float]]:
@@ -134,12 +147,15 @@ def _with_files(uow: UnitOfWork, hits: list[ChunkHit]) -> list[SearchResult]:
 async def search_store(
     db: Database, embedder: EmbeddingModel | None, vector_store_id: str, body: VectorStoreSearch
 ) -> tuple[list[str], list[SearchResult]]:
-    """``POST /vector_stores/{id}/search``: the queries as a list (``search_query``) and the results.
-    ``rewrite_query`` is accepted; queries are used as given (no model rewrites them)."""
+    """``POST /vector_stores/{id}/search``: the queries searched, as a list (``search_query``), and
+    the results. With ``rewrite_query`` each query is searched, and reported, as the keyword query
+    ``retrieval.rewrite_query`` makes of it (offline: no model rewrites it)."""
     await db.transaction(lambda uow: require_store(uow, vector_store_id))
     if body.filters is not None:
         validate_filter(body.filters)
     queries = [body.query] if isinstance(body.query, str) else list(body.query)
+    if body.rewrite_query:
+        queries = [rewrite_query(query) for query in queries]
     options = body.ranking_options
     request = SearchRequest(
         vector_store_ids=[vector_store_id],
