@@ -21,7 +21,11 @@ BACKENDS = ["sqlite", "postgres"]
 
 def pytest_report_header() -> list[str]:
     reason = databases.postgres_unavailable_reason()
-    return ["postgres: " + ("available" if reason is None else f"SKIPPED ({reason})")]
+    lines = ["postgres: " + ("available" if reason is None else f"SKIPPED ({reason})")]
+    if reason is None:
+        vectors = databases.pgvector_unavailable_reason()
+        lines.append("pgvector: " + ("available" if vectors is None else f"vector tests SKIPPED ({vectors})"))
+    return lines
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

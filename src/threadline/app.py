@@ -27,7 +27,7 @@ from threadline.executor.worker import Executor
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.storage.database import Database
-from threadline.storage.migrate import upgrade
+from threadline.storage.migrate import require_vector_index, upgrade
 from threadline.storage.notify import Notifications
 
 log = logging.getLogger("threadline")
@@ -53,6 +53,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.tool_registry = ToolRegistry()
         # file_search answers from our vector stores (hybrid when embeddings are configured).
         embedder = embedding_model_from_settings(settings)
+        if embedder is not None:
+            require_vector_index(db.engine)
         app.state.embedder = embedder
         app.state.tool_registry.register(FileSearchTool(db, embedder))
         router = ProviderRouter.from_settings(settings)

@@ -239,6 +239,8 @@ def test_unknown_ids_in_tool_resources_and_messages(client: OpenAI) -> None:
 def hybrid_server(
     backend: str, tmp_path_factory: pytest.TempPathFactory, fake_model_server: FakeModelServer
 ) -> Iterator[ServerProcess]:
+    if backend == "postgres" and (reason := databases.pgvector_unavailable_reason()) is not None:
+        pytest.skip(f"hybrid search on PostgreSQL needs pgvector: {reason}")
     env, pg_url = server_env(backend, fake_model_server.base_url)
     env["THREADLINE_EMBEDDINGS_BASE_URL"] = fake_model_server.base_url
     env["THREADLINE_EMBEDDINGS_MODEL"] = "fake-embedding"
@@ -273,10 +275,10 @@ def test_hybrid_search_uses_embeddings(hybrid_server: ServerProcess, fake: FakeM
 
 
 def _indexed_vectors(server: ServerProcess, store_id: str) -> int:
-    """How many chunk vectors of the store the database holds: sqlite-vec's table on SQLite, the
-    chunks' embedding column on PostgreSQL."""
+    """How many chunk vectors of the store the database holds: sqlite-vec's table on SQLite,
+    pgvector's on PostgreSQL."""
     if "THREADLINE_DATABASE_URL" in server.env:
-        sql = "SELECT count(*) FROM chunks WHERE vector_store_id = :s AND embedding IS NOT NULL"
+        sql = "SELECT count(*) FROM chunk_vectors WHERE vector_store_id = :s"
     else:
         sql = f"SELECT count(*) FROM chunk_vectors_{EMBEDDING_DIM} WHERE vector_store_id = :s"
     return int(query_sql(server, sql, s=store_id)[0][0])

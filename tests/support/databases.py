@@ -43,3 +43,14 @@ def drop_database(url: str) -> None:
     name = url.rpartition("/")[2]
     with psycopg.connect(admin_url(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@cache
+def pgvector_unavailable_reason() -> str | None:
+    """Why PostgreSQL's vector tests cannot run here (no server, or no pgvector on it), else None."""
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        return reason
+    with psycopg.connect(admin_url(), connect_timeout=3) as conn:
+        found = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone()
+    return None if found else "the pgvector extension is not installed on this PostgreSQL server"

@@ -15,14 +15,21 @@ from threadline.storage.migrate import upgrade
 from threadline.storage.tables import metadata
 
 
+def _not_vector_index(name: str | None, type_: str, parent_names: object) -> bool:
+    return not (type_ == "table" and (name or "").startswith("chunk_vectors"))
+
+
 def _diff(db: Database) -> list[object]:
     upgrade(db.engine)
     upgrade(db.engine)  # idempotent: a second run is a no-op
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        # The vector index's tables are not reflected at all (SQLAlchemy knows no ``vector`` type).
+        opts = {"compare_type": True, "include_name": _not_vector_index}
+        context = MigrationContext.configure(conn, opts=opts)
         diffs: list[object] = compare_metadata(context, metadata)
     # Full-text index objects (FTS5 tables, tsvector indexes) are dialect-specific: the migrations
-    # create them outside the Core metadata on purpose.
+    # create them outside the Core metadata on purpose; so are the vector index's (pgvector's
+    # chunk_vectors, made at start when the extension is there; sqlite-vec's, made on first use).
     return [
         d
         for d in diffs

@@ -1,35 +1,66 @@
-"""The SQLite vector index (sqlite-vec): nearest neighbours equal an exact scan, filters and stores
-narrow it, deleting chunks deletes their vectors, and migration 0002 moves old embeddings into it."""
+"""The vector indexes, sqlite-vec on SQLite and pgvector on PostgreSQL: nearest neighbours equal an
+exact scan, filters and stores narrow them, deleting chunks deletes their vectors, and vectors stored
+before the index existed move into it (migration 0002 on SQLite, ``pg_vectors.ensure`` on PostgreSQL)."""
 
 from __future__ import annotations
 
 import random
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from tests.support import databases
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
-from threadline.retrieval.vectors import cosine_top_k, pack
-from threadline.storage import vector_index
+from threadline.retrieval.vectors import pack
+from threadline.storage import pg_vectors, sqlite_vectors
 from threadline.storage.chunks import NewChunk
 from threadline.storage.database import Database
-from threadline.storage.migrate import upgrade
+from threadline.storage.migrate import require_vector_index, upgrade, vector_index_ready
 from threadline.storage.uow import UnitOfWork
 
 DIMS = 32
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(Settings(data_dir=tmp_path))
+def _open(backend: str, tmp_path: Path) -> Iterator[Database]:
+    url = ""
+    if backend == "postgres":
+        reason = databases.pgvector_unavailable_reason()
+        if reason is not None:
+            pytest.skip(reason)
+        url = databases.create_database()
+    database = Database(Settings(data_dir=tmp_path, database_url=url))
     upgrade(database.engine)
     try:
         yield database
     finally:
         database.close()
+        if url:
+            databases.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    yield from _open(request.param, tmp_path)
+
+
+@pytest.fixture()
+def pg_db(tmp_path: Path) -> Iterator[Database]:
+    yield from _open("postgres", tmp_path)
+
+
+def _exact_top_k(query: list[float], candidates: list[tuple[int, bytes]], k: int) -> list[tuple[int, float]]:
+    """The reference: every candidate's cosine similarity to ``query``, the best ``k``."""
+    unit = struct.unpack(f"<{len(query)}f", pack(query))
+    scored = []
+    for chunk_id, data in candidates:
+        vector = struct.unpack(f"<{len(data) // 4}f", data)
+        scored.append((chunk_id, sum(a * b for a, b in zip(unit, vector, strict=True))))
+    scored.sort(key=lambda hit: (-hit[1], hit[0]))
+    return scored[:k]
 
 
 def _vectors(rng: random.Random, n: int, dims: int = DIMS) -> list[bytes]:
@@ -59,10 +90,11 @@ def _chunk_ids(db: Database, store_id: str) -> dict[int, tuple[str, int]]:
 
 
 def _vector_rows(db: Database, dims: int = DIMS) -> int:
-    table = vector_index.table_name(dims)
-    return int(
-        db.transaction_sync(lambda uow: uow.conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar())
-    )
+    if db.dialect == "sqlite":
+        sql = f"SELECT count(*) FROM {sqlite_vectors.table_name(dims)}"
+    else:
+        sql = f"SELECT count(*) FROM {pg_vectors.TABLE} WHERE vector_dims(embedding) = {dims}"
+    return int(db.transaction_sync(lambda uow: uow.conn.exec_driver_sql(sql).scalar()))
 
 
 def test_nearest_equals_an_exact_scan(db: Database) -> None:
@@ -75,7 +107,7 @@ def test_nearest_equals_an_exact_scan(db: Database) -> None:
     candidates = [(by_key[(f, i)], v) for f, vectors in stored.items() for i, v in enumerate(vectors)]
     for _ in range(10):
         query = [rng.gauss(0, 1) for _ in range(DIMS)]
-        expected = cosine_top_k(query, candidates, 15)
+        expected = _exact_top_k(query, candidates, 15)
         got = db.transaction_sync(lambda uow, q=query: uow.chunks.nearest(["vs_a"], pack(q), 15))
         assert [c for c, _ in got] == [c for c, _ in expected]
         assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5)
@@ -148,8 +180,11 @@ def test_a_rolled_back_write_leaves_no_vectors(db: Database) -> None:
 
     with pytest.raises(RuntimeError):
         db.transaction_sync(write_then_fail)
-    exists = db.transaction_sync(lambda uow: DIMS in vector_index.dimensions(uow.conn))
-    assert not exists or _vector_rows(db) == 0
+    if db.dialect == "sqlite" and not db.transaction_sync(
+        lambda uow: DIMS in sqlite_vectors.dimensions(uow.conn)
+    ):
+        return  # the vector table itself was rolled back
+    assert _vector_rows(db) == 0
 
 
 def test_migration_moves_stored_embeddings_into_the_index(tmp_path: Path) -> None:
@@ -180,3 +215,51 @@ def test_migration_moves_stored_embeddings_into_the_index(tmp_path: Path) -> Non
         assert nearest[0][1] == pytest.approx(1.0, abs=1e-5)
     finally:
         database.close()
+
+
+def test_postgres_moves_vectors_stored_before_pgvector(pg_db: Database) -> None:
+    """A server that gets pgvector after it stored embeddings (float32 bytes in ``chunks.embedding``):
+    the next start makes the index and moves them in."""
+    db = pg_db
+    vectors = _vectors(random.Random(10), 3)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {pg_vectors.TABLE}")
+        conn.execute(
+            sa.text(
+                "INSERT INTO vector_stores (id, created_at, name, metadata, last_active_at) "
+                "VALUES ('vs_a', 0, 't', '{}', 0)"
+            )
+        )
+        for i, vector in enumerate(vectors):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, start_char, "
+                    "embedding) VALUES ('vs_a', 'file-a', :i, 'x', 0, :e)"
+                ),
+                {"i": i, "e": vector},
+            )
+    db.engine.dispose()  # pooled connections cached "no vector table"
+    upgrade(db.engine)
+    assert _vector_rows(db) == 3
+    nearest = db.transaction_sync(lambda uow: uow.chunks.nearest(["vs_a"], vectors[2], 1))
+    assert _chunk_ids(db, "vs_a")[nearest[0][0]] == ("file-a", 2)
+    left = db.transaction_sync(
+        lambda uow: uow.conn.exec_driver_sql(
+            "SELECT count(*) FROM chunks WHERE embedding IS NOT NULL"
+        ).scalar()
+    )
+    assert left == 0
+
+
+def test_embeddings_without_pgvector_refuse_to_start(pg_db: Database) -> None:
+    """What a server without pgvector sees (its ``ensure`` found no extension): no vector table,
+    so an embeddings model is refused at start with a message that says what to install."""
+    assert vector_index_ready(pg_db.engine)
+    with pg_db.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {pg_vectors.TABLE}")
+    pg_db.engine.dispose()
+    assert not vector_index_ready(pg_db.engine)
+    with pytest.raises(ValueError, match="pgvector"):
+        require_vector_index(pg_db.engine)
+    # Keyword search keeps working: nearest has nothing to offer, and says so with no error.
+    assert pg_db.transaction_sync(lambda uow: uow.chunks.nearest(["vs_a"], pack([1.0] * DIMS), 5)) == []

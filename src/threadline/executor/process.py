@@ -21,7 +21,7 @@ from threadline.executor.worker import Executor
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.storage.database import Database
-from threadline.storage.migrate import upgrade
+from threadline.storage.migrate import require_vector_index, upgrade
 from threadline.storage.notify import Notifications
 
 log = logging.getLogger("threadline.worker")
@@ -52,6 +52,8 @@ async def _run(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     notifications = Notifications(db) if db.dialect == "postgresql" else None
     bus = build_bus(settings, db, notifications, embedded=False)
     embedder = embedding_model_from_settings(settings)
+    if embedder is not None:
+        require_vector_index(db.engine)
     registry = ToolRegistry()
     registry.register(FileSearchTool(db, embedder))
     router = ProviderRouter.from_settings(settings)

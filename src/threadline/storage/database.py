@@ -43,7 +43,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-    # sqlite-vec's vec0 tables hold the embeddings (storage/vector_index.py). Every connection needs
+    # sqlite-vec's vec0 tables hold the embeddings (storage/sqlite_vectors.py). Every connection needs
     # the module, not only searching ones: deleting a chunk fires a trigger that deletes its vector.
     dbapi_connection.enable_load_extension(True)
     try:

@@ -19,6 +19,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from threadline.storage import pg_vectors
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 # An arbitrary constant: the advisory-lock key all Threadline processes agree on.
 _MIGRATION_LOCK_KEY = 7_311_402_215
@@ -39,6 +41,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             # The driver has not begun a transaction yet (it begins lazily, before DML only).
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         command.upgrade(alembic_config(connection), revision)
+        if connection.dialect.name == "postgresql" and revision == "head":
+            # Not a migration: pgvector may be installed on the server after the schema was made.
+            pg_vectors.ensure(connection)
+
+
+def vector_index_ready(engine: Engine) -> bool:
+    """Whether embeddings have an index to go to: always on SQLite (sqlite-vec), on PostgreSQL
+    when the server has pgvector (``pg_vectors.ensure`` made its table)."""
+    if engine.dialect.name == "sqlite":
+        return True
+    with engine.connect() as connection:
+        return pg_vectors.available(connection)
+
+
+def require_vector_index(engine: Engine) -> None:
+    """Refuse to start with an embeddings model that has nowhere to store its vectors."""
+    if not vector_index_ready(engine):
+        raise ValueError(
+            "THREADLINE_EMBEDDINGS_MODEL is set, but this PostgreSQL server has no pgvector extension: "
+            "install it (e.g. the postgresql-<version>-pgvector package) and restart, or unset "
+            "THREADLINE_EMBEDDINGS_MODEL for keyword-only search"
+        )
 
 
 def head_revision() -> str | None:

@@ -80,7 +80,10 @@ class VectorStoreRepository:
     def touch(self, vector_store_ids: Iterable[str], now: int) -> None:
         ids = list(vector_store_ids)
         if ids:
-            self.conn.execute(vs.update().where(vs.c.id.in_(ids)).values(last_active_at=now))
+            # Only stores not yet touched this second: repeated searches then write nothing.
+            self.conn.execute(
+                vs.update().where(vs.c.id.in_(ids), vs.c.last_active_at < now).values(last_active_at=now)
+            )
 
     def delete(self, vector_store_id: str) -> bool:
         """Delete the store with its files, batches and chunks (and so their index entries)."""

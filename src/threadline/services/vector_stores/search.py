@@ -25,7 +25,7 @@ from threadline.retrieval import (
     tsquery_terms,
     validate_filter,
 )
-from threadline.retrieval.vectors import cosine_top_k, pack
+from threadline.retrieval.vectors import pack
 from threadline.schemas.vector_stores import VectorStoreSearch
 from threadline.services.clock import now
 from threadline.services.vector_stores.common import require_store
@@ -102,15 +102,9 @@ def search_in(
 def _vector_rankings(
     uow: UnitOfWork, store_ids: list[str], vectors: list[list[float]], k: int, files: set[str] | None
 ) -> list[list[int]]:
-    """Chunk ids nearest each query vector, best first: from the vector index (sqlite-vec) where
-    the database has one, else by an exact scan of the stored vectors."""
-    if not vectors:
-        return []
-    if uow.chunks.has_vector_index:
-        nearest = [uow.chunks.nearest(store_ids, pack(v), k, files) for v in vectors]
-        return [[chunk_id for chunk_id, _ in hits] for hits in nearest]
-    embedded = uow.chunks.embeddings(store_ids, files)
-    return [[chunk_id for chunk_id, _ in cosine_top_k(v, embedded, k)] for v in vectors]
+    """Chunk ids nearest each query vector, best first, from the vector index."""
+    nearest = [uow.chunks.nearest(store_ids, pack(v), k, files) for v in vectors]
+    return [[chunk_id for chunk_id, _ in hits] for hits in nearest]
 
 
 def _scores(rankings: list[list[str]], hits: dict[int, KeywordHit], dialect: str) -> list[tuple[str, float]]:

@@ -1,5 +1,5 @@
 """SQLite: chunk embeddings move from ``chunks.embedding`` into sqlite-vec tables
-(storage/vector_index.py). PostgreSQL is unchanged.
+(storage/sqlite_vectors.py). PostgreSQL is unchanged.
 
 Revision ID: 0002
 Revises: 0001
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from threadline.storage import vector_index
+from threadline.storage import sqlite_vectors
 
 revision = "0002"
 down_revision = "0001"
@@ -35,7 +35,7 @@ def upgrade() -> None:
         ).all()
         if not rows:
             break
-        vector_index.insert(bind, [(r[0], r[1], r[2], r[3]) for r in rows])
+        sqlite_vectors.insert(bind, [(r[0], r[1], r[2], r[3]) for r in rows])
         last_id = rows[-1][0]
     bind.execute(sa.text("UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL"))
 
@@ -44,8 +44,8 @@ def downgrade() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "sqlite":
         return
-    for dims in sorted(vector_index.dimensions(bind)):
-        table = vector_index.table_name(dims)
+    for dims in sorted(sqlite_vectors.dimensions(bind)):
+        table = sqlite_vectors.table_name(dims)
         bind.execute(
             sa.text(
                 f"UPDATE chunks SET embedding = (SELECT v.embedding FROM {table} v "
