@@ -5,12 +5,15 @@ before the index existed move into it (migration 0002 on SQLite, ``pg_vectors.en
 from __future__ import annotations
 
 import random
+import secrets
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+from psycopg import sql as psql
 
 from tests.support import databases
 from threadline.config import Settings
@@ -187,6 +190,25 @@ def test_a_rolled_back_write_leaves_no_vectors(db: Database) -> None:
     assert _vector_rows(db) == 0
 
 
+def _store_old_style(conn: sa.Connection, vectors: list[bytes]) -> None:
+    """Chunks of store vs_a / file-a with their embeddings in ``chunks.embedding``, as the first
+    release (and PostgreSQL without pgvector) stored them."""
+    conn.execute(
+        sa.text(
+            "INSERT INTO vector_stores (id, created_at, name, metadata, last_active_at) "
+            "VALUES ('vs_a', 0, 't', '{}', 0)"
+        )
+    )
+    for i, vector in enumerate(vectors):
+        conn.execute(
+            sa.text(
+                "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, start_char, embedding) "
+                "VALUES ('vs_a', 'file-a', :i, 'x', 0, :e)"
+            ),
+            {"i": i, "e": vector},
+        )
+
+
 def test_migration_moves_stored_embeddings_into_the_index(tmp_path: Path) -> None:
     database = Database(Settings(data_dir=tmp_path))
     try:
@@ -194,20 +216,7 @@ def test_migration_moves_stored_embeddings_into_the_index(tmp_path: Path) -> Non
         rng = random.Random(9)
         vectors = _vectors(rng, 3)
         with database.engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO vector_stores (id, created_at, name, metadata, last_active_at) "
-                    "VALUES ('vs_a', 0, 't', '{}', 0)"
-                )
-            )
-            for i, vector in enumerate(vectors):
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, start_char, "
-                        "embedding) VALUES ('vs_a', 'file-a', :i, 'x', 0, :e)"
-                    ),
-                    {"i": i, "e": vector},
-                )
+            _store_old_style(conn, vectors)
         upgrade(database.engine)
         assert _vector_rows(database) == 3
         nearest = database.transaction_sync(lambda uow: uow.chunks.nearest(["vs_a"], vectors[1], 1))
@@ -224,20 +233,7 @@ def test_postgres_moves_vectors_stored_before_pgvector(pg_db: Database) -> None:
     vectors = _vectors(random.Random(10), 3)
     with db.engine.begin() as conn:
         conn.exec_driver_sql(f"DROP TABLE {pg_vectors.TABLE}")
-        conn.execute(
-            sa.text(
-                "INSERT INTO vector_stores (id, created_at, name, metadata, last_active_at) "
-                "VALUES ('vs_a', 0, 't', '{}', 0)"
-            )
-        )
-        for i, vector in enumerate(vectors):
-            conn.execute(
-                sa.text(
-                    "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, start_char, "
-                    "embedding) VALUES ('vs_a', 'file-a', :i, 'x', 0, :e)"
-                ),
-                {"i": i, "e": vector},
-            )
+        _store_old_style(conn, vectors)
     db.engine.dispose()  # pooled connections cached "no vector table"
     upgrade(db.engine)
     assert _vector_rows(db) == 3
@@ -263,3 +259,29 @@ def test_embeddings_without_pgvector_refuse_to_start(pg_db: Database) -> None:
         require_vector_index(pg_db.engine)
     # Keyword search keeps working: nearest has nothing to offer, and says so with no error.
     assert pg_db.transaction_sync(lambda uow: uow.chunks.nearest(["vs_a"], pack([1.0] * DIMS), 5)) == []
+
+
+def test_a_role_that_cannot_create_the_extension_still_migrates(tmp_path: Path) -> None:
+    """pgvector is not a trusted extension: a database owner that is no superuser gets the schema,
+    keyword search and a warning, not a failed start."""
+    reason = databases.pgvector_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    role = f"threadline_plain_{secrets.token_hex(4)}"
+    name = f"threadline_test_{secrets.token_hex(6)}"
+    admin = databases.admin_url()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(psql.SQL("CREATE ROLE {} LOGIN").format(psql.Identifier(role)))
+        owner = psql.Identifier(role)
+        conn.execute(psql.SQL("CREATE DATABASE {} OWNER {}").format(psql.Identifier(name), owner))
+    url = sa.make_url(admin).set(username=role, password=None, database=name)
+    database = Database(Settings(data_dir=tmp_path, database_url=url.render_as_string(hide_password=False)))
+    try:
+        upgrade(database.engine)
+        assert not vector_index_ready(database.engine)
+        assert database.transaction_sync(lambda uow: uow.vector_stores.get("vs_missing")) is None
+    finally:
+        database.close()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(psql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(psql.Identifier(name)))
+            conn.execute(psql.SQL("DROP ROLE IF EXISTS {}").format(psql.Identifier(role)))

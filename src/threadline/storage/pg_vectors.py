@@ -14,11 +14,16 @@ vectors stored before it moved across).
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from threadline.storage import stored_embeddings
+
+log = logging.getLogger("threadline")
 
 TABLE = "chunk_vectors"
 # pgvector's HNSW indexes at most 2,000 dimensions of ``vector``; larger ones are scanned exactly.
@@ -27,7 +32,6 @@ _INFO_KEY = "threadline.pgvector"
 _VERSION_KEY = "threadline.pgvector.iterative"
 # Advisory-lock key for making a dimension's index (two ingesting processes racing to make it).
 _INDEX_LOCK_KEY = 7_311_402_216
-_BACKFILL_BATCH = 1000
 
 
 def available(conn: Connection) -> bool:
@@ -46,7 +50,16 @@ def ensure(conn: Connection) -> bool:
     installed = conn.exec_driver_sql("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").first()
     if installed is None:
         return False
-    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
+    try:
+        # A savepoint: a role that may not create extensions (pgvector is not a trusted extension)
+        # must not fail the migration, only go without the vector index.
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS vector")
+    except sa.exc.DBAPIError as exc:
+        log.warning(
+            "pgvector is installed but CREATE EXTENSION vector failed (%s): no vector index", exc.orig
+        )
+        return False
     conn.exec_driver_sql(
         f"CREATE TABLE {TABLE} ("
         "chunk_id BIGINT PRIMARY KEY REFERENCES chunks (id) ON DELETE CASCADE, "
@@ -55,27 +68,9 @@ def ensure(conn: Connection) -> bool:
         "embedding vector NOT NULL)"
     )
     conn.exec_driver_sql(f"CREATE INDEX ix_{TABLE}_store_file ON {TABLE} (vector_store_id, file_id)")
-    _move_stored_embeddings(conn)
+    stored_embeddings.move_into_index(conn, insert)
     conn.info.pop(_INFO_KEY, None)
     return True
-
-
-def _move_stored_embeddings(conn: Connection) -> None:
-    """Vectors stored before pgvector was there (float32 bytes in ``chunks.embedding``) move in."""
-    last_id = 0
-    while True:
-        rows = conn.execute(
-            sa.text(
-                "SELECT id, vector_store_id, file_id, embedding FROM chunks "
-                "WHERE embedding IS NOT NULL AND id > :last ORDER BY id LIMIT :n"
-            ),
-            {"last": last_id, "n": _BACKFILL_BATCH},
-        ).all()
-        if not rows:
-            break
-        insert(conn, [(r[0], r[1], r[2], bytes(r[3])) for r in rows])
-        last_id = rows[-1][0]
-    conn.exec_driver_sql("UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL")
 
 
 def _floats(data: bytes) -> list[float]:

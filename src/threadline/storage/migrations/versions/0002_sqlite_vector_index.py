@@ -10,34 +10,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from threadline.storage import sqlite_vectors
+from threadline.storage import sqlite_vectors, stored_embeddings
 
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-_BATCH = 1000
-
 
 def upgrade() -> None:
     bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        return
-    last_id = 0
-    while True:
-        rows = bind.execute(
-            sa.text(
-                "SELECT id, vector_store_id, file_id, embedding FROM chunks "
-                "WHERE embedding IS NOT NULL AND id > :last ORDER BY id LIMIT :n"
-            ),
-            {"last": last_id, "n": _BATCH},
-        ).all()
-        if not rows:
-            break
-        sqlite_vectors.insert(bind, [(r[0], r[1], r[2], r[3]) for r in rows])
-        last_id = rows[-1][0]
-    bind.execute(sa.text("UPDATE chunks SET embedding = NULL WHERE embedding IS NOT NULL"))
+    if bind.dialect.name == "sqlite":
+        stored_embeddings.move_into_index(bind, sqlite_vectors.insert)
 
 
 def downgrade() -> None:
