@@ -6,6 +6,9 @@ Each handler commits one transaction through a service and only then hands the r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,7 +16,8 @@ from starlette.routing import Route
 from threadline.api.context import database, settings
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.api.sse import event_stream
-from threadline.domain.events import RunChanged, RunEvent, ThreadCreated
+from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
+from threadline.domain.run_states import TERMINAL_RUN_STATUSES
 from threadline.domain.runs import Run
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import RunDispatcher
@@ -23,6 +27,12 @@ from threadline.services.runs import cancel as cancel_service
 from threadline.services.runs import create as create_service
 from threadline.services.runs import queries
 from threadline.services.runs import submit_tool_outputs as submit_service
+
+# The SDK's poll helpers (create_and_poll, create_and_run_poll, submit_tool_outputs_and_poll, poll)
+# send ``X-Stainless-Poll-Helper: true`` on their GETs and stop at these statuses; such a GET of a run
+# still on its way is held until it gets there, for at most this long (far below the SDK's timeout).
+POLL_HOLD_S = 5.0
+_POLL_STOP_STATUSES = frozenset({"requires_action", *TERMINAL_RUN_STATUSES})
 
 
 def bus(request: Request) -> EventBus:
@@ -73,8 +83,35 @@ async def create_thread_and_run(request: Request) -> Response:
 
 async def retrieve_run(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
-    run = await database(request).transaction(lambda uow: queries.get(uow, thread_id, run_id))
+    db = database(request)
+    run = await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
+    if run.status not in _POLL_STOP_STATUSES and request.headers.get("x-stainless-poll-helper") == "true":
+        run = await _hold_until_settled(request, run)
     return run_response(request, run)
+
+
+async def _hold_until_settled(request: Request, run: Run) -> Run:
+    """The run once it reaches a status the SDK's poll helpers stop at, or as it is after
+    ``POLL_HOLD_S``: the helper's GET answers the moment the run settles, instead of up to one
+    ``openai-poll-after-ms`` later, and the GETs in between are saved. Never holds a transaction."""
+    db = database(request)
+    subscription = await bus(request).subscribe(run.id)
+    try:
+        # Read again after subscribing: a change between the first read and the subscription would
+        # otherwise be waited for in vain.
+        run = await db.transaction(lambda uow: queries.get(uow, run.thread_id, run.id))
+        if run.status in _POLL_STOP_STATUSES:
+            return run
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POLL_HOLD_S):
+                async for event in subscription.events():
+                    if isinstance(event, StreamEnd) or (
+                        isinstance(event, RunChanged) and event.run.status in _POLL_STOP_STATUSES
+                    ):
+                        break
+        return await db.transaction(lambda uow: queries.get(uow, run.thread_id, run.id))
+    finally:
+        subscription.close()
 
 
 async def modify_run(request: Request) -> Response:
