@@ -18,6 +18,8 @@ m = tables.messages
 _messages = Mapper(Message, m)
 _message = _messages.load
 _GET = sa.select(m).where(m.c.id == sa.bindparam("message_id"), m.c.thread_id == sa.bindparam("thread_id"))
+# Built once (see storage/runs.py): the UPDATE sets the columns named in the execute call's values.
+_UPDATE = m.update().where(m.c.id == sa.bindparam("b_message_id"))
 
 
 class MessageRepository:
@@ -34,7 +36,7 @@ class MessageRepository:
 
     def update(self, message: Message) -> None:
         values = _messages.dump(message, without=("id",))
-        self.conn.execute(m.update().where(m.c.id == message.id).values(**values))
+        self.conn.execute(_UPDATE, {"b_message_id": message.id, **values})
 
     def delete(self, thread_id: str, message_id: str) -> bool:
         result = self.conn.execute(m.delete().where(m.c.id == message_id, m.c.thread_id == thread_id))

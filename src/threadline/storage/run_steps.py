@@ -16,6 +16,11 @@ from threadline.storage.rows import Mapper
 
 s = tables.run_steps
 _steps = Mapper(RunStep, s)
+# The run path's statements, built once (see storage/runs.py).
+_INSERT = s.insert()
+_GET = sa.select(s).where(s.c.id == sa.bindparam("b_step_id"), s.c.run_id == sa.bindparam("b_run_id"))
+_UPDATE = s.update().where(s.c.id == sa.bindparam("b_step_id"))
+_ALL_FOR_RUN = sa.select(s).where(s.c.run_id == sa.bindparam("b_run_id")).order_by(s.c.id)
 
 
 def _step(row: Any) -> RunStep:
@@ -27,22 +32,22 @@ class RunStepRepository:
         self.conn = conn
 
     def insert(self, step: RunStep) -> None:
-        self.conn.execute(s.insert().values(**_steps.dump(step)))
+        self.conn.execute(_INSERT, _steps.dump(step))
 
     def get(self, run_id: str, step_id: str) -> RunStep | None:
-        row = self.conn.execute(sa.select(s).where(s.c.id == step_id, s.c.run_id == run_id)).first()
+        row = self.conn.execute(_GET, {"b_step_id": step_id, "b_run_id": run_id}).first()
         return None if row is None else _step(row)
 
     def update(self, step: RunStep) -> None:
         values = _steps.dump(step, without=("id",))
-        self.conn.execute(s.update().where(s.c.id == step.id).values(**values))
+        self.conn.execute(_UPDATE, {"b_step_id": step.id, **values})
 
     def list(self, run_id: str, params: ListParams) -> Page[RunStep]:
         return fetch_page(self.conn, s, [s.c.run_id == run_id], params, _step)
 
     def all_for_run(self, run_id: str) -> builtins.list[RunStep]:
         """Every step of a run, oldest first (prompt building, usage totals)."""
-        rows = self.conn.execute(sa.select(s).where(s.c.run_id == run_id).order_by(s.c.id)).all()
+        rows = self.conn.execute(_ALL_FOR_RUN, {"b_run_id": run_id}).all()
         return [_step(row) for row in rows]
 
     def in_progress_for_run(self, run_id: str) -> builtins.list[RunStep]:

@@ -39,6 +39,24 @@ _ACTIVE = (
     )
     .limit(1)
 )
+# The run path's statements, built once: building a statement per call (a bind parameter per column,
+# coerced and cache-keyed) cost more CPU than executing it. Values come with the execute call; an
+# UPDATE without ``.values()`` sets the columns named in them. Bind names must not be column names.
+_INSERT = r.insert()
+_GET = sa.select(r).where(r.c.id == sa.bindparam("b_run_id"), r.c.thread_id == sa.bindparam("b_thread_id"))
+_BY_ID = sa.select(r).where(r.c.id == sa.bindparam("b_run_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_UPDATE = r.update().where(r.c.id == sa.bindparam("b_run_id"))
+_CLAIM = (
+    r.update()
+    .where(r.c.id == sa.bindparam("b_run_id"), r.c.status == "queued")
+    .values(
+        status="in_progress",
+        lease_owner=sa.bindparam("b_owner"),
+        lease_expires_at=sa.bindparam("b_lease_expires_at"),
+        started_at=sa.func.coalesce(r.c.started_at, sa.bindparam("b_started_at")),
+    )
+)
 
 
 class RunRepository:
@@ -50,20 +68,20 @@ class RunRepository:
         return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
 
     def insert(self, run: Run) -> None:
-        self.conn.execute(r.insert().values(**_runs.dump(run)))
+        self.conn.execute(_INSERT, _runs.dump(run))
 
     def get(self, thread_id: str, run_id: str) -> Run | None:
-        row = self.conn.execute(sa.select(r).where(r.c.id == run_id, r.c.thread_id == thread_id)).first()
+        row = self.conn.execute(_GET, {"b_run_id": run_id, "b_thread_id": thread_id}).first()
         return None if row is None else _run(row)
 
     def get_for_update(self, run_id: str) -> Run | None:
         """The run, row-locked until the transaction ends (PostgreSQL)."""
-        row = self.conn.execute(sa.select(r).where(r.c.id == run_id).with_for_update()).first()
+        row = self.conn.execute(_BY_ID_FOR_UPDATE, {"b_run_id": run_id}).first()
         return None if row is None else _run(row)
 
     def update(self, run: Run) -> None:
         values = _runs.dump(run, without=("id",))
-        self.conn.execute(r.update().where(r.c.id == run.id).values(**values))
+        self.conn.execute(_UPDATE, {"b_run_id": run.id, **values})
 
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:
         return fetch_page(self.conn, r, [r.c.thread_id == thread_id], params, _run)
@@ -93,7 +111,7 @@ class RunRepository:
         return list(self.conn.execute(query).scalars())
 
     def by_id(self, run_id: str) -> Run | None:
-        row = self.conn.execute(sa.select(r).where(r.c.id == run_id)).first()
+        row = self.conn.execute(_BY_ID, {"b_run_id": run_id}).first()
         return None if row is None else _run(row)
 
     def claimable_ids(self, limit: int) -> builtins.list[str]:
@@ -109,16 +127,8 @@ class RunRepository:
 
     def claim(self, run_id: str, owner: str, lease_expires_at: float, started_at: int) -> bool:
         """queued -> in_progress for ``owner`` if the run is still queued; False if someone else won."""
-        result = self.conn.execute(
-            r.update()
-            .where(r.c.id == run_id, r.c.status == "queued")
-            .values(
-                status="in_progress",
-                lease_owner=owner,
-                lease_expires_at=lease_expires_at,
-                started_at=sa.func.coalesce(r.c.started_at, started_at),
-            )
-        )
+        params = {"b_run_id": run_id, "b_owner": owner, "b_lease_expires_at": lease_expires_at}
+        result = self.conn.execute(_CLAIM, {**params, "b_started_at": started_at})
         return bool(result.rowcount)
 
     def renew_leases(

@@ -16,6 +16,8 @@ t = tables.threads
 _threads = Mapper(Thread, t)
 _thread = _threads.load
 _GET = sa.select(t).where(t.c.id == sa.bindparam("thread_id"))
+# Built once (see storage/runs.py).
+_INSERT = t.insert()
 
 
 class ThreadRepository:
@@ -23,14 +25,7 @@ class ThreadRepository:
         self.conn = conn
 
     def insert(self, thread: Thread) -> None:
-        self.conn.execute(
-            t.insert().values(
-                id=thread.id,
-                created_at=thread.created_at,
-                tool_resources=thread.tool_resources,
-                metadata=thread.metadata,
-            )
-        )
+        self.conn.execute(_INSERT, _threads.dump(thread))
 
     def get(self, thread_id: str) -> Thread | None:
         row = self.conn.execute(_GET, {"thread_id": thread_id}).first()
