@@ -43,10 +43,8 @@ class MessageRepository:
         return result.rowcount > 0
 
     def list(self, thread_id: str, params: ListParams, run_id: str | None = None) -> Page[Message]:
-        where = [m.c.thread_id == thread_id]
-        if run_id is not None:
-            where.append(m.c.run_id == run_id)
-        return fetch_page(self.conn, m, where, params, _message)
+        equal = {"thread_id": thread_id} if run_id is None else {"thread_id": thread_id, "run_id": run_id}
+        return fetch_page(self.conn, m, [], params, _message, equal=equal)
 
     def all_in_thread(self, thread_id: str) -> builtins.list[Message]:
         """Every message of a thread, oldest first (prompt building)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -19,29 +19,59 @@ def fetch_page(
     where: Sequence[sa.ColumnElement[bool]],
     params: ListParams,
     to_object: Callable[[Any], T],
+    *,
+    equal: Mapping[str, Any] | None = None,
 ) -> Page[T]:
     """One page in ``params.order``. ``after`` = items past the cursor in list order;
     ``before`` = the items just ahead of it, and ``has_more`` then tells whether more lie further back.
-    Fetches ``limit + 1`` rows to learn ``has_more`` without a count."""
-    id_col = table.c.id
-    conditions = list(where)
+    Fetches ``limit + 1`` rows to learn ``has_more`` without a count.
+
+    Filters: ``equal`` (column name -> value, the hot lists: a thread's messages and runs, a run's
+    steps) uses a statement built once per shape; ``where`` (any other expression) builds one per call."""
     descending = params.order == "desc"
-    if params.after is not None:
-        conditions.append(id_col < params.after if descending else id_col > params.after)
-    if params.before is not None:
-        conditions.append(id_col > params.before if descending else id_col < params.before)
     # Walking backwards from `before` (without `after`) reads the nearest items first, then flips them.
     backwards = params.before is not None and params.after is None
-    ascending_scan = descending == backwards
-    query = (
-        sa.select(table)
-        .where(*conditions)
-        .order_by(id_col.asc() if ascending_scan else id_col.desc())
-        .limit(params.limit + 1)
-    )
-    rows = conn.execute(query).all()
+    values: dict[str, Any] = {f"b_{name}": value for name, value in (equal or {}).items()}
+    values["b_limit"] = params.limit + 1
+    if params.after is not None:
+        values["b_after"] = params.after
+    if params.before is not None:
+        values["b_before"] = params.before
+    shape = (table.name, tuple(equal or ()), descending, params.after is not None, params.before is not None)
+    query = None if where else _STATEMENTS.get(shape)
+    if query is None:
+        query = _page_query(table, where, shape)
+        if not where:
+            _STATEMENTS[shape] = query
+    rows = conn.execute(query, values).all()
     has_more = len(rows) > params.limit
     rows = list(rows[: params.limit])
     if backwards:
         rows.reverse()
     return Page([to_object(row) for row in rows], has_more)
+
+
+# Page statements by shape (table, equality columns, order, which cursors): a handful per process.
+_STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
+
+
+def _page_query(
+    table: sa.Table, where: Sequence[sa.ColumnElement[bool]], shape: tuple[Any, ...]
+) -> sa.Select[Any]:
+    _, names, descending, has_after, has_before = shape
+    id_col = table.c.id
+    conditions = [*where, *(table.c[name] == sa.bindparam(f"b_{name}") for name in names)]
+    after: sa.BindParameter[Any] = sa.bindparam("b_after")
+    before: sa.BindParameter[Any] = sa.bindparam("b_before")
+    if has_after:
+        conditions.append(id_col < after if descending else id_col > after)
+    if has_before:
+        conditions.append(id_col > before if descending else id_col < before)
+    backwards = has_before and not has_after
+    ascending_scan = descending == backwards
+    return (
+        sa.select(table)
+        .where(*conditions)
+        .order_by(id_col.asc() if ascending_scan else id_col.desc())
+        .limit(sa.bindparam("b_limit"))
+    )

@@ -43,7 +43,7 @@ class RunStepRepository:
         self.conn.execute(_UPDATE, {"b_step_id": step.id, **values})
 
     def list(self, run_id: str, params: ListParams) -> Page[RunStep]:
-        return fetch_page(self.conn, s, [s.c.run_id == run_id], params, _step)
+        return fetch_page(self.conn, s, [], params, _step, equal={"run_id": run_id})
 
     def all_for_run(self, run_id: str) -> builtins.list[RunStep]:
         """Every step of a run, oldest first (prompt building, usage totals)."""

@@ -84,7 +84,7 @@ class RunRepository:
         self.conn.execute(_UPDATE, {"b_run_id": run.id, **values})
 
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:
-        return fetch_page(self.conn, r, [r.c.thread_id == thread_id], params, _run)
+        return fetch_page(self.conn, r, [], params, _run, equal={"thread_id": thread_id})
 
     def ids_with_status(self, statuses: tuple[str, ...]) -> builtins.list[str]:
         """Ids of runs in ``statuses``, oldest first (start-up recovery)."""
