@@ -59,7 +59,7 @@ async def search(db: Database, embedder: EmbeddingModel | None, request: SearchR
     Query embeddings are fetched before the transaction: no transaction waits on the network."""
     queries = [q for q in request.queries if q.strip()]
     vectors = await embedder.embed(queries) if embedder is not None and queries else []
-    # Offloaded: ranking thousands of chunks (and the vector scan) must not block the event loop.
+    # Offloaded: ranking thousands of chunks (and the nearest-vector query) must not block the event loop.
     return await db.transaction(lambda uow: search_in(uow, request, queries, vectors), offload=True)
 
 
