@@ -28,6 +28,17 @@ def _store_with(client: OpenAI, documents: list[tuple[str, bytes]]) -> tuple[str
     return store.id, file_ids
 
 
+def _two_topic_store(client: OpenAI) -> tuple[str, list[str]]:
+    """A store of two unrelated files: a PDF about a zebra (first) and a docx about refunds."""
+    return _store_with(
+        client,
+        [
+            ("zebra.pdf", pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers.")),
+            ("refunds.docx", docx_document("Refunds are granted within thirty days of purchase.")),
+        ],
+    )
+
+
 def _cite_first_source(body: dict[str, Any]) -> Text:
     """The scripted model's second turn: quote the first marker of the file_search output."""
     tool_output = next(m["content"] for m in reversed(body["messages"]) if m["role"] == "tool")
@@ -37,13 +48,7 @@ def _cite_first_source(body: dict[str, Any]) -> Text:
 
 
 def test_run_calls_file_search_and_cites(client: OpenAI, fake: FakeModelServer) -> None:
-    store_id, file_ids = _store_with(
-        client,
-        [
-            ("zebra.pdf", pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers.")),
-            ("refunds.docx", docx_document("Refunds are granted within thirty days of purchase.")),
-        ],
-    )
+    store_id, file_ids = _two_topic_store(client)
     assistant = client.beta.assistants.create(
         model=MODEL,
         tools=[{"type": "file_search", "file_search": {"ranking_options": {"score_threshold": 0.0}}}],
@@ -119,13 +124,7 @@ def _assert_citations_follow_markers(
 
 def _two_topic_assistant(client: OpenAI) -> tuple[str, dict[str, str]]:
     """An assistant searching a store with two unrelated files; phrase -> file id of each."""
-    store_id, file_ids = _store_with(
-        client,
-        [
-            ("zebra.pdf", pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers.")),
-            ("refunds.docx", docx_document("Refunds are granted within thirty days of purchase.")),
-        ],
-    )
+    store_id, file_ids = _two_topic_store(client)
     assistant = client.beta.assistants.create(
         model=MODEL,
         tools=[{"type": "file_search"}],

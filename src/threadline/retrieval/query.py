@@ -31,7 +31,7 @@ some such than that the their theirs them themselves then there these they this 
 under until up very was we were what when where which while who whom why will with would you your
 yours yourself yourselves
 """
-_STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 def query_terms(query: str) -> list[str]:
@@ -46,7 +46,7 @@ def query_terms(query: str) -> list[str]:
         if word not in seen:
             seen.add(word)
             words.append(word)
-    content = [word for word in words if word not in _STOPWORDS]
+    content = [word for word in words if word not in STOPWORDS]
     return (content or words)[:MAX_QUERY_TERMS]
 
 

@@ -20,7 +20,7 @@ import re
 import unicodedata
 
 # The stop words keyword search ignores anyway: a rewrite never keeps a word search would drop.
-from threadline.retrieval.query import _STOPWORDS as _SEARCH_STOPWORDS
+from threadline.retrieval.query import STOPWORDS
 
 # Words of a question or request that carry no topic, beyond the search stop words.
 _REQUEST_WORDS_TEXT = """
@@ -28,7 +28,7 @@ also cannot describe explain find hello hey hi kindly know let lets may might mu
 thank thanks us whose
 """
 _REQUEST_WORDS = frozenset(_REQUEST_WORDS_TEXT.split())
-_DROPPED = _SEARCH_STOPWORDS | _REQUEST_WORDS
+_DROPPED = STOPWORDS | _REQUEST_WORDS
 _CLITICS = frozenset({"s", "re", "ve", "ll", "d", "m", "t"})
 # Letters and digits ([^\W_]), joined by single apostrophes, hyphens or dots.
 _WORD = re.compile(r"[^\W_]+(?:['\-.][^\W_]+)*")

@@ -85,7 +85,7 @@ class ChunkRepository:
         return [KeywordHit(r[0], r[1], r[2], r[3], r[4], float(r[5])) for r in rows]
 
     @property
-    def has_vector_index(self) -> bool:
+    def _has_vector_index(self) -> bool:
         """Whether embeddings go to (and ``nearest`` reads) a vector index: sqlite-vec, always there
         on SQLite; pgvector's table on PostgreSQL when the server has the extension."""
         return self.dialect == "sqlite" or pg_vectors.available(self.conn)
@@ -97,7 +97,7 @@ class ChunkRepository:
         first; empty without a vector index."""
         if self.dialect == "sqlite":
             return sqlite_vectors.nearest(self.conn, store_ids, query, k, file_ids)
-        if not pg_vectors.available(self.conn):
+        if not self._has_vector_index:
             return []
         return pg_vectors.nearest(self.conn, store_ids, query, k, file_ids)
 
@@ -192,7 +192,7 @@ class ChunkRepository:
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id))
         if not chunks:
             return True
-        indexed = self.has_vector_index
+        indexed = self._has_vector_index
         self.conn.execute(
             ch.insert(),
             [

@@ -9,9 +9,7 @@ column, so attribute filters narrow the scan itself. Distances are cosine.
 A trigger deletes a chunk's vector with the chunk: every path that removes chunks (a file leaves a
 store, a store is deleted, a file is indexed again) keeps the index in step, as the FTS5 triggers do
 for the text. The tables live outside ``tables.metadata``: they are created at run time.
-
-PostgreSQL has no such index here (pgvector is not assumed): ``ChunkRepository.embeddings`` hands
-the stored vectors to an exact scan instead.
+PostgreSQL's counterpart is storage/pg_vectors.py.
 """
 
 from __future__ import annotations
@@ -31,11 +29,6 @@ def table_name(dims: int) -> str:
     if not 0 < dims <= MAX_DIMENSIONS:
         raise ValueError(f"embedding dimension {dims} is outside 1..{MAX_DIMENSIONS}")
     return f"{_TABLE_PREFIX}{dims}"
-
-
-def is_index_object(name: str) -> bool:
-    """Whether a schema object belongs to the vector index (tables, shadow tables, triggers)."""
-    return name.startswith(_TABLE_PREFIX)
 
 
 def dimensions(conn: Connection) -> set[int]:

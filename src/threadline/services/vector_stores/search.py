@@ -80,8 +80,9 @@ def search_in(
         found = [h for h in found if allowed is None or (h.vector_store_id, h.file_id) in allowed]
         hits.update((h.chunk_id, h) for h in found)
         rankings.append([str(h.chunk_id) for h in found])
-    for ranking in _vector_rankings(uow, store_ids, vectors, candidates, allowed_files):
-        rankings.append([str(chunk_id) for chunk_id in ranking])
+    for vector in vectors:
+        nearest = uow.chunks.nearest(store_ids, pack(vector), candidates, allowed_files)
+        rankings.append([str(chunk_id) for chunk_id, _ in nearest])
     scored = _scores(rankings, hits, uow.chunks.dialect)
     missing = [int(chunk_id) for chunk_id, _ in scored if int(chunk_id) not in hits]
     hits.update(uow.chunks.by_ids(missing))
@@ -97,14 +98,6 @@ def search_in(
             break
     uow.vector_stores.touch(store_ids, now())
     return _with_files(uow, results)
-
-
-def _vector_rankings(
-    uow: UnitOfWork, store_ids: list[str], vectors: list[list[float]], k: int, files: set[str] | None
-) -> list[list[int]]:
-    """Chunk ids nearest each query vector, best first, from the vector index."""
-    nearest = [uow.chunks.nearest(store_ids, pack(v), k, files) for v in vectors]
-    return [[chunk_id for chunk_id, _ in hits] for hits in nearest]
 
 
 def _scores(rankings: list[list[str]], hits: dict[int, KeywordHit], dialect: str) -> list[tuple[str, float]]:
