@@ -50,6 +50,23 @@ class Settings:
     event_bus: str = "auto"
     log_level: str = "info"
     workers: int = 1
+    # --- Limits and faults (docs/limits.md lists each with what a client sees) ---
+    # Largest JSON request body: a bigger Content-Length is refused (413) before any byte is read.
+    max_json_body_bytes: int = 32 * 1024 * 1024
+    # Text extraction, chunking and tokenizing run in this many child processes (reused), each
+    # limited to ingestion_memory_bytes of address space and ingestion_cpu_s of CPU per file, and
+    # killed after ingestion_timeout_s of wall time.
+    ingestion_processes: int = 1
+    ingestion_memory_bytes: int = 1024 * 1024 * 1024
+    ingestion_cpu_s: int = 120
+    ingestion_timeout_s: float = 150.0
+    # OpenAI's per-file limit for file_search.
+    ingestion_max_tokens: int = 5_000_000
+    # A file whose indexing was claimed this many times without finishing (the process died with
+    # it) fails instead of being retried again.
+    ingestion_max_attempts: int = 3
+    # How often the text an assistant message has streamed so far is saved (a crash loses at most this).
+    stream_checkpoint_s: float = 1.0
 
     @property
     def effective_database_url(self) -> str:

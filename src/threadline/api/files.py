@@ -67,6 +67,28 @@ def _form_fields(form: Any) -> dict[str, Any]:
     return body
 
 
+def _filename(upload: UploadFile) -> str:
+    """The part's file name, refused alike on every backend when it holds NUL or is not UTF-8.
+
+    Starlette falls back to latin-1 for a name that is not UTF-8, which would store mojibake; the
+    raw header bytes tell the two apart. PostgreSQL cannot store NUL at all."""
+    raw = b"".join(value for name, value in upload.headers.raw if name == b"content-disposition")
+    name = upload.filename or "upload"
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidParameter(
+            "Invalid 'file': the file name is not valid UTF-8.", param="file", code="invalid_value"
+        ) from None
+    if b"\x00" in raw or "\x00" in name:
+        raise InvalidParameter(
+            "Invalid 'file': the file name may not contain the NUL character.",
+            param="file",
+            code="invalid_value",
+        )
+    return name
+
+
 async def create_file(request: Request) -> Response:
     max_file = settings(request).max_upload_bytes
     max_body = max_file + _MULTIPART_SLACK_BYTES
@@ -88,7 +110,7 @@ async def create_file(request: Request) -> Response:
             database(request),
             blob_store(request),
             upload.file,
-            upload.filename or "upload",
+            _filename(upload),
             form_body,
             max_file,
         )

@@ -9,13 +9,14 @@ from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
-from threadline.domain.errors import InvalidParameter, InvalidRequest
+from threadline.domain.errors import InvalidParameter, InvalidRequest, PayloadTooLarge
 from threadline.domain.threads import ListParams
 from threadline.schemas.validation import parse_model
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BODY_BYTES = 32 * 1024 * 1024
+_NUL_ESCAPE = b"\\u0000"
 
 
 class JSONResponse(Response):
@@ -30,12 +31,25 @@ def json_response(content: Any, status_code: int = 200, headers: dict[str, str] 
 
 
 async def read_json(request: Request, *, optional: bool = False) -> Any:
-    """The decoded JSON body. An empty body is ``{}`` (POST /threads may come with none)."""
-    body = await request.body()
+    """The decoded JSON body. An empty body is ``{}`` (POST /threads may come with none).
+
+    A body over the limit is refused (413) from its Content-Length before any byte is read, or, when
+    it comes chunked, as soon as the bytes read pass the limit: never read whole first."""
+    settings = getattr(request.app.state, "settings", None)
+    limit: int = settings.max_json_body_bytes if settings is not None else MAX_JSON_BODY_BYTES
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise _too_large(limit)
+        parts.append(part)
+    body = b"".join(parts)
     if not body.strip():
         return {}
-    if len(body) > MAX_JSON_BODY_BYTES:
-        raise InvalidRequest("The request body is too large.")
     content_type = request.headers.get("content-type", "")
     if "json" not in content_type.split(";")[0]:
         raise InvalidRequest(
@@ -51,10 +65,35 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
         ) from None
     if not isinstance(data, dict):
         raise InvalidRequest("Invalid body: expected a JSON object.")
-    if b"\\u0000" in body:
-        # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend alike.
+    # PostgreSQL cannot store NUL in text or JSONB; refuse it on every backend alike. JSON can only
+    # carry a NUL as the escape \\u0000, so bodies without that text skip the walk; the walk looks at
+    # decoded strings, so an escaped backslash followed by "u0000" is not a NUL.
+    if _NUL_ESCAPE in body and _has_nul(data):
         raise InvalidRequest("Invalid body: strings may not contain the NUL character (\\u0000).")
     return data
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is too large: the maximum is {limit} bytes.")
+
+
+def _has_nul(data: Any) -> bool:
+    """Whether any string (key or value) in decoded JSON holds NUL. Iterative: nesting depth is the
+    client's choice."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return True
+                stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+    return False
 
 
 async def parse_body(request: Request, model: type[M]) -> M:

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 from threadline.domain.threads import Assistant
 from threadline.schemas.common import (
     Metadata,
+    Model,
     ReasoningEffort,
     ResponseFormat,
     Strict,
@@ -26,7 +27,7 @@ Tools = Annotated[list[Tool], Field(max_length=128)]
 
 
 class AssistantCreate(Strict):
-    model: str
+    model: Model
     name: Name | None = None
     description: Description | None = None
     instructions: Instructions | None = None
@@ -40,7 +41,7 @@ class AssistantCreate(Strict):
 
 
 class AssistantModify(Strict):
-    model: str | None = None
+    model: Model | None = None
     name: Name | None = None
     description: Description | None = None
     instructions: Instructions | None = None

@@ -11,6 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+# Caps where the spec states none (documented in docs/limits.md): a model id is short; message text
+# gets the same 256,000 characters the spec gives instructions.
+MAX_MODEL_CHARS = 256
+MAX_TEXT_CHARS = 256_000
+Model = Annotated[str, StringConstraints(max_length=MAX_MODEL_CHARS)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_CHARS)]
+ShortName = Annotated[str, StringConstraints(max_length=256)]
+ShortDescription = Annotated[str, StringConstraints(max_length=512)]
 MetadataKey = Annotated[str, StringConstraints(max_length=64)]
 MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=16)]

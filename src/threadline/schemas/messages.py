@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from threadline.domain.threads import Message
-from threadline.schemas.common import Metadata, Strict
+from threadline.schemas.common import Metadata, Strict, Text
 
 
 class ImageFileRef(Strict):
@@ -22,7 +22,7 @@ class ImageUrlRef(Strict):
 
 class TextPart(Strict):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ImageFilePart(Strict):
@@ -49,7 +49,7 @@ class Attachment(Strict):
 
 class MessageCreate(Strict):
     role: Literal["user", "assistant"]
-    content: str | Annotated[list[ContentPart], Field(min_length=1)]
+    content: Text | Annotated[list[ContentPart], Field(min_length=1)]
     attachments: list[Attachment] | None = None
     metadata: Metadata | None = None
 

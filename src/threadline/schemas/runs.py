@@ -11,6 +11,7 @@ from threadline.domain.runs import Run
 from threadline.schemas.assistants import Instructions, Temperature, TopP
 from threadline.schemas.common import (
     Metadata,
+    Model,
     ReasoningEffort,
     ResponseFormat,
     Strict,
@@ -52,7 +53,7 @@ class _RunOptions(Strict):
     """Fields shared by create run and create thread and run."""
 
     assistant_id: str
-    model: str | None = None
+    model: Model | None = None
     instructions: Instructions | None = None
     tools: RunTools | None = None
     metadata: Metadata | None = None
@@ -69,7 +70,7 @@ class _RunOptions(Strict):
 
 class RunCreate(_RunOptions):
     reasoning_effort: ReasoningEffort | None = None
-    additional_instructions: str | None = None
+    additional_instructions: Instructions | None = None
     additional_messages: list[MessageCreate] | None = None
 
 

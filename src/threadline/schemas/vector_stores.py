@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from threadline.domain.files import FileBatch, VectorStore, VectorStoreFile
-from threadline.schemas.common import ChunkingStrategy, Metadata, Strict
+from threadline.schemas.common import ChunkingStrategy, Metadata, ShortDescription, ShortName, Strict
 
 AttributeKey = Annotated[str, StringConstraints(max_length=64)]
 AttributeValue = Annotated[str, StringConstraints(max_length=512)] | bool | int | float
@@ -22,16 +22,16 @@ class VectorStoreExpiresAfter(Strict):
 
 class VectorStoreCreate(Strict):
     file_ids: Annotated[list[str], Field(max_length=500)] | None = None
-    name: str | None = None
+    name: ShortName | None = None
     # Accepted for compatibility; the VectorStoreObject has no field to echo it in.
-    description: str | None = None
+    description: ShortDescription | None = None
     expires_after: VectorStoreExpiresAfter | None = None
     chunking_strategy: ChunkingStrategy | None = None
     metadata: Metadata | None = None
 
 
 class VectorStoreModify(Strict):
-    name: str | None = None
+    name: ShortName | None = None
     expires_after: VectorStoreExpiresAfter | None = None
     metadata: Metadata | None = None
 
