@@ -75,7 +75,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.blobs = blob_store_from_settings(settings)
         ingestion: IngestionWorker | None = None
         if settings.executor:
-            ingestion = IngestionWorker(db, app.state.blobs, embedder, sole_process=settings.workers <= 1)
+            ingestion = IngestionWorker(
+                db, app.state.blobs, embedder, sole_process=settings.workers <= 1, settings=settings
+            )
             await ingestion.start()
         app.state.ingestion = ingestion
         # Start-up leaves ~150k long-lived objects (modules, tables, schemas); freezing them keeps the

@@ -15,7 +15,9 @@ import logging
 import time
 
 from threadline.blobs import BlobStore
+from threadline.config import Settings
 from threadline.domain.files import VectorStoreFile
+from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
 from threadline.llm.types import EmbeddingModel
 from threadline.services import files as files_service
 from threadline.services import ingestion
@@ -30,8 +32,26 @@ _CLAIM_BATCH = 4
 
 class IngestionWorker:
     def __init__(
-        self, db: Database, blobs: BlobStore, embedder: EmbeddingModel | None, *, sole_process: bool = True
+        self,
+        db: Database,
+        blobs: BlobStore,
+        embedder: EmbeddingModel | None,
+        *,
+        sole_process: bool = True,
+        settings: Settings | None = None,
     ) -> None:
+        settings = settings or Settings()
+        self.max_attempts = settings.ingestion_max_attempts
+        # Files are parsed in child processes with hard limits (see ingestion_pool.py).
+        self.pool = IngestionPool(
+            PoolLimits(
+                processes=settings.ingestion_processes,
+                memory_bytes=settings.ingestion_memory_bytes,
+                cpu_s=settings.ingestion_cpu_s,
+                timeout_s=settings.ingestion_timeout_s,
+                max_tokens=settings.ingestion_max_tokens,
+            )
+        )
         self.db = db
         self.sole_process = sole_process
         self.blobs = blobs
@@ -55,6 +75,7 @@ class IngestionWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        self.pool.close()
 
     async def _run(self) -> None:
         while True:
@@ -72,7 +93,9 @@ class IngestionWorker:
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
 
     async def _tick(self) -> bool:
-        jobs = await self.db.transaction(lambda uow: ingestion.claim(uow, time.time(), _CLAIM_BATCH))
+        jobs = await self.db.transaction(
+            lambda uow: ingestion.claim(uow, time.time(), _CLAIM_BATCH, self.max_attempts)
+        )
         for index, job in enumerate(jobs):
             try:
                 await self._index_with_heartbeat(job)
@@ -90,7 +113,7 @@ class IngestionWorker:
     async def _index_with_heartbeat(self, job: VectorStoreFile) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
-            await ingestion.index_file(self.db, self.blobs, self.embedder, job)
+            await ingestion.index_file(self.db, self.blobs, self.embedder, job, self.pool)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

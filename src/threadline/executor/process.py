@@ -58,7 +58,9 @@ async def _run(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     registry.register(FileSearchTool(db, embedder))
     router = ProviderRouter.from_settings(settings)
     executor = Executor(db, settings, bus, router, registry, notifications)
-    ingestion = IngestionWorker(db, blob_store_from_settings(settings), embedder, sole_process=False)
+    ingestion = IngestionWorker(
+        db, blob_store_from_settings(settings), embedder, sole_process=False, settings=settings
+    )
     try:
         if notifications is not None:
             await notifications.start()

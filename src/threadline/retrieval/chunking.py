@@ -90,6 +90,7 @@ def chunk_text(
     text: str,
     max_chunk_size_tokens: int = DEFAULT_MAX_CHUNK_SIZE_TOKENS,
     chunk_overlap_tokens: int = DEFAULT_CHUNK_OVERLAP_TOKENS,
+    max_tokens: int | None = None,
 ) -> list[Chunk]:
     """Token windows of at most ``max_chunk_size_tokens``, each starting ``max - overlap`` tokens after
     the previous one; ``[]`` for text without tokens.
@@ -97,14 +98,15 @@ def chunk_text(
     Bounds are the caller's business (``validate_chunking`` checks the API's); this only refuses sizes
     it cannot honour, with ``ValueError``. Windows are cut on UTF-8 character boundaries (see
     ``tokens.char_boundary``), so ``text`` never contains U+FFFD that the source did not, and
-    consecutive chunks overlap or touch: none leaves a gap.
+    consecutive chunks overlap or touch: none leaves a gap. A text of more than ``max_tokens`` tokens
+    raises ``tokens.TokenLimitExceeded`` (before any chunk is built).
     """
     if max_chunk_size_tokens < _SMALLEST_WINDOW_TOKENS:
         raise ValueError(f"max_chunk_size_tokens must be >= {_SMALLEST_WINDOW_TOKENS}")
     if not 0 <= chunk_overlap_tokens < max_chunk_size_tokens:
         raise ValueError("chunk_overlap_tokens must be >= 0 and < max_chunk_size_tokens")
     text = tokens.clean_text(text)
-    ids = tokens.encode(text)
+    ids = tokens.encode(text, max_tokens)
     if not ids:
         return []
     data = text.encode()

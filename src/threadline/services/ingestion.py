@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from typing import Protocol
 
 from threadline.blobs import BlobNotFound, BlobStore
 from threadline.domain.errors import InvalidFile, ThreadlineError, UnsupportedFile, UpstreamError
 from threadline.domain.files import VectorStoreFile
 from threadline.llm.types import EmbeddingModel
-from threadline.retrieval import Chunk, chunk_text, extract_text
+from threadline.retrieval import chunk_text, extract_text
 from threadline.retrieval.vectors import pack
 from threadline.storage.chunks import NewChunk
 from threadline.storage.database import Database
@@ -23,15 +25,31 @@ log = logging.getLogger("threadline.ingestion")
 LEASE_S = 60.0
 
 
-def claim(uow: UnitOfWork, now_s: float, limit: int) -> list[VectorStoreFile]:
-    return uow.chunks.claim(now_s, LEASE_S, limit)
+class Extractor(Protocol):
+    """Text extraction and chunking somewhere the file cannot hurt the caller (executor's pool):
+    returns the text's UTF-8 size and its chunks as (index, text, start_char)."""
+
+    async def extract(
+        self, pieces: Iterable[bytes], filename: str, max_chunk_tokens: int, overlap_tokens: int
+    ) -> tuple[int, list[tuple[int, str, int]]]: ...
+
+
+def claim(
+    uow: UnitOfWork, now_s: float, limit: int, max_attempts: int | None = None
+) -> list[VectorStoreFile]:
+    return uow.chunks.claim(now_s, LEASE_S, limit, max_attempts)
 
 
 async def index_file(
-    db: Database, blobs: BlobStore, embedder: EmbeddingModel | None, job: VectorStoreFile
+    db: Database,
+    blobs: BlobStore,
+    embedder: EmbeddingModel | None,
+    job: VectorStoreFile,
+    extractor: Extractor | None = None,
 ) -> None:
+    """With ``extractor`` None the file is parsed on a thread of this process (tests, benchmarks)."""
     try:
-        await _index(db, blobs, embedder, job)
+        await _index(db, blobs, embedder, job, extractor)
     except (UnsupportedFile, InvalidFile) as exc:
         await _fail(db, job, exc.code or "invalid_file", exc.message)
     except UpstreamError as exc:
@@ -46,28 +64,34 @@ async def index_file(
 
 
 async def _index(
-    db: Database, blobs: BlobStore, embedder: EmbeddingModel | None, job: VectorStoreFile
+    db: Database,
+    blobs: BlobStore,
+    embedder: EmbeddingModel | None,
+    job: VectorStoreFile,
+    extractor: Extractor | None,
 ) -> None:
     names = await db.transaction(lambda uow: uow.files.filenames({job.id}))
     if job.id not in names:
         return  # the File was deleted meanwhile; it already left the store
+    static = job.chunking_strategy["static"]
+    size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
     try:
-        data = await asyncio.to_thread(blobs.read, job.id)
+        if extractor is not None:
+            pieces = await asyncio.to_thread(blobs.open_chunks, job.id)
+            usage_bytes, chunks = await extractor.extract(pieces, names[job.id], size, overlap)
+        else:
+            data = await asyncio.to_thread(blobs.read, job.id)
+            usage_bytes, chunks = await asyncio.to_thread(
+                _extract_and_chunk, data, names[job.id], size, overlap
+            )
     except BlobNotFound:
         raise InvalidFile("The file's content is missing.") from None
-    static = job.chunking_strategy["static"]
-    text, chunks = await asyncio.to_thread(
-        _extract_and_chunk,
-        data,
-        names[job.id],
-        static["max_chunk_size_tokens"],
-        static["chunk_overlap_tokens"],
-    )
     embeddings: list[bytes | None] = [None] * len(chunks)
     if embedder is not None and chunks:
-        embeddings = [pack(v) for v in await embedder.embed([c.text for c in chunks])]
-    rows = [NewChunk(c.index, c.text, c.start_char, e) for c, e in zip(chunks, embeddings, strict=True)]
-    usage_bytes = len(text.encode())
+        embeddings = [pack(v) for v in await embedder.embed([text for _, text, _ in chunks])]
+    rows = [
+        NewChunk(index, text, start, e) for (index, text, start), e in zip(chunks, embeddings, strict=True)
+    ]
     done = await db.transaction(
         lambda uow: uow.chunks.complete(job.vector_store_id, job.id, rows, usage_bytes), offload=True
     )
@@ -75,10 +99,14 @@ async def _index(
         log.info("%s in %s was cancelled or removed while indexing", job.id, job.vector_store_id)
 
 
-def _extract_and_chunk(data: bytes, filename: str, max_tokens: int, overlap: int) -> tuple[str, list[Chunk]]:
+def _extract_and_chunk(
+    data: bytes, filename: str, max_tokens: int, overlap: int
+) -> tuple[int, list[tuple[int, str, int]]]:
     # CPU-bound (PDF parsing, BPE): runs on a worker thread, off the event loop.
     text = extract_text(data, filename)
-    return text, chunk_text(text, max_tokens, overlap)
+    return len(text.encode()), [
+        (c.index, c.text, c.start_char) for c in chunk_text(text, max_tokens, overlap)
+    ]
 
 
 async def _fail(db: Database, job: VectorStoreFile, code: str, message: str) -> None:
@@ -90,4 +118,4 @@ async def renew(db: Database, job: VectorStoreFile, until_s: float) -> None:
 
 
 async def release(db: Database, job: VectorStoreFile) -> None:
-    await db.transaction(lambda uow: uow.chunks.renew(job.vector_store_id, job.id, None))
+    await db.transaction(lambda uow: uow.chunks.release(job.vector_store_id, job.id))

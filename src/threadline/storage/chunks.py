@@ -129,8 +129,14 @@ class ChunkRepository:
         return "".join(parts)
 
     # --- ingestion queue ---------------------------------------------------------------------------
-    def claim(self, now_s: float, lease_s: float, limit: int) -> list[VectorStoreFile]:
-        """Lease up to ``limit`` in-progress files nobody holds (or whose holder's lease ran out)."""
+    def claim(
+        self, now_s: float, lease_s: float, limit: int, max_attempts: int | None = None
+    ) -> list[VectorStoreFile]:
+        """Lease up to ``limit`` in-progress files nobody holds (or whose holder's lease ran out).
+
+        Each claim counts an attempt. A file already claimed ``max_attempts`` times whose lease ran
+        out killed (or outlived) every process that tried it: it is failed here rather than claimed
+        again, so a poison file cannot crash-loop the server."""
         query = (
             sa.select(vsf)
             .where(
@@ -145,10 +151,24 @@ class ChunkRepository:
         rows = self.conn.execute(query).all()
         claimed: list[VectorStoreFile] = []
         for row in rows:
+            where = (vsf.c.vector_store_id == row.vector_store_id, vsf.c.id == row.id)
+            if max_attempts is not None and row.attempts >= max_attempts:
+                message = (
+                    f"Ingestion crashed the worker {row.attempts} times while processing this file; "
+                    "it was not retried again."
+                )
+                self.conn.execute(
+                    vsf.update()
+                    .where(*where)
+                    .values(
+                        status="failed",
+                        last_error={"code": "server_error", "message": message},
+                        lease_expires_at=None,
+                    )
+                )
+                continue
             self.conn.execute(
-                vsf.update()
-                .where(vsf.c.vector_store_id == row.vector_store_id, vsf.c.id == row.id)
-                .values(lease_expires_at=now_s + lease_s)
+                vsf.update().where(*where).values(lease_expires_at=now_s + lease_s, attempts=row.attempts + 1)
             )
             claimed.append(
                 VectorStoreFile(
@@ -162,6 +182,18 @@ class ChunkRepository:
                 )
             )
         return claimed
+
+    def release(self, vector_store_id: str, file_id: str) -> None:
+        """Hand a claimed file back unfinished (clean shutdown): the claim does not count."""
+        self.conn.execute(
+            vsf.update()
+            .where(
+                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
+            )
+            .values(
+                lease_expires_at=None, attempts=sa.case((vsf.c.attempts > 0, vsf.c.attempts - 1), else_=0)
+            )
+        )
 
     def renew(self, vector_store_id: str, file_id: str, until_s: float | None) -> None:
         """Extend (or with None, give up) a lease on a file still in progress."""

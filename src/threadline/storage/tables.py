@@ -180,6 +180,9 @@ vector_store_files = sa.Table(
     sa.Column("last_error", Json),
     sa.Column("batch_id", Id),
     sa.Column("lease_expires_at", sa.Float),
+    # How many times indexing was claimed without finishing: a file that keeps killing the process
+    # that indexes it is failed after ingestion_max_attempts claims, not retried for ever.
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_vector_store_files_id", "id"),
     sa.Index("ix_vector_store_files_status", "status"),
     sa.Index("ix_vector_store_files_batch_id", "batch_id"),
