@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,9 @@ class _Round:
     completion_tokens: int = 0
     # The message being opened ahead of the first token (text-only rounds), not yet taken.
     opening: asyncio.Future[tuple[Message, RunStep, list[RunEvent]]] | None = None
+    # Checkpoints of the streamed text (see Runner._checkpoint): when, and how much of it.
+    saved_at: float = field(default_factory=time.monotonic)
+    saved_chars: int = 0
 
 
 def _left(budget: int | None, used: int) -> int | None:
@@ -79,8 +83,10 @@ class Runner:
         router: ProviderRouter,
         registry: ToolRegistry,
         blobs: BlobStore,
+        checkpoint_s: float = 1.0,
     ) -> None:
         self.db, self.bus, self.router, self.registry, self.blobs = db, bus, router, registry, blobs
+        self.checkpoint_s = checkpoint_s
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         if events:
@@ -246,9 +252,24 @@ class Runner:
         result.text += text
         progress.partial_text[result.message_id] = result.text
         self.publish(run.id, [MessageDelta(result.message_id, 0, text, first)])
+        if time.monotonic() - result.saved_at >= self.checkpoint_s:
+            await self._checkpoint(run, result)
+
+    async def _checkpoint(self, run: Run, result: _Round) -> None:
+        """Save the streamed text at most every ``checkpoint_s`` (never per token), so a kill -9 loses
+        at most that much of what clients already saw. Awaited, not fired off: a late checkpoint
+        must not land after the message's final text."""
+        result.saved_at = time.monotonic()
+        if result.message_id and len(result.text) != result.saved_chars:
+            result.saved_chars = len(result.text)
+            thread_id, message_id, text = run.thread_id, result.message_id, result.text
+            await self.db.transaction(
+                lambda uow: transitions.checkpoint_message(uow, thread_id, message_id, text)
+            )
 
     async def _on_tool_delta(self, run: Run, result: _Round, delta: ToolCallDelta) -> None:
         if result.tool_step_id is None:
+            await self._checkpoint(run, result)  # a tool-call boundary
             step, events = await self.db.transaction(lambda uow: transitions.open_tool_step(uow, run))
             result.tool_step_id = step.id
             self.publish(run.id, events)

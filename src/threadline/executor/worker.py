@@ -80,7 +80,14 @@ class Executor:
     ) -> None:
         self.db, self.bus, self.settings = db, bus, settings
         self.owner = new_owner()
-        self.runner = Runner(db, bus, router, registry or ToolRegistry(), blob_store_from_settings(settings))
+        self.runner = Runner(
+            db,
+            bus,
+            router,
+            registry or ToolRegistry(),
+            blob_store_from_settings(settings),
+            checkpoint_s=settings.stream_checkpoint_s,
+        )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, RunProgress] = {}
         self._interrupts: dict[str, str] = {}

@@ -217,6 +217,15 @@ def end(
     return events
 
 
+def checkpoint_message(uow: UnitOfWork, thread_id: str, message_id: str, text: str) -> None:
+    """Save the text an in-progress message has streamed so far, so that a crash keeps it (the run's
+    recovery ends the message ``incomplete`` with this text). No event: clients saw the deltas."""
+    message = uow.messages.get(thread_id, message_id)
+    if message is not None and message.status == "in_progress":
+        message.content = text_content(text) if text else []
+        uow.messages.update(message)
+
+
 def _close_steps(
     uow: UnitOfWork, run: Run, status: str, last_error: dict[str, Any] | None, partial_text: dict[str, str]
 ) -> list[RunEvent]:
@@ -228,8 +237,10 @@ def _close_steps(
         if step.type == "message_creation":
             message = uow.messages.get(run.thread_id, step.step_details["message_creation"]["message_id"])
             if message is not None and message.status == "in_progress":
-                text = partial_text.get(message.id, "")
-                message.content = text_content(text) if text else []
+                # Without the executor's own copy (it died), the last checkpoint stays.
+                text = partial_text.get(message.id)
+                if text is not None:
+                    message.content = text_content(text) if text else []
                 message.status, message.incomplete_at = "incomplete", stamp
                 message.incomplete_details = {"reason": reason}
                 uow.messages.update(message)
