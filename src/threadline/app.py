@@ -3,6 +3,7 @@ arrive, the executor and event bus). Nothing connects or reads the environment a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -27,6 +28,7 @@ from threadline.executor.worker import Executor
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.storage.database import Database
+from threadline.storage.disk import DiskReserve
 from threadline.storage.migrate import require_vector_index, upgrade
 from threadline.storage.notify import Notifications
 
@@ -36,6 +38,7 @@ log = logging.getLogger("threadline")
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(disk_reserve.ensure)
         db = Database(settings)
         if migrate:
             upgrade(db.engine)
@@ -101,9 +104,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             await router.aclose()
             db.close()
 
+    # Deletes can free space on a full disk (storage/disk.py); written at start-up.
+    disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)
     return Starlette(
         routes=v1_routes(),
-        middleware=[Middleware(RequestContextMiddleware, api_keys=settings.api_keys)],
+        middleware=[
+            Middleware(RequestContextMiddleware, api_keys=settings.api_keys, disk_reserve=disk_reserve)
+        ],
         exception_handlers={
             ThreadlineError: threadline_error_handler,
             HTTPException: http_error_handler,

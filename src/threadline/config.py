@@ -65,6 +65,8 @@ class Settings:
     # A file whose indexing was claimed this many times without finishing (the process died with
     # it) fails instead of being retried again.
     ingestion_max_attempts: int = 3
+    # Bytes kept in <data_dir>/.disk-reserve so that deletes can run on a full disk (0: none).
+    disk_reserve_bytes: int = 16 * 1024 * 1024
     # How often the text an assistant message has streamed so far is saved (a crash loses at most this).
     stream_checkpoint_s: float = 1.0
 

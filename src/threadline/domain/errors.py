@@ -132,6 +132,23 @@ class InternalError(ThreadlineError):
     type = "server_error"
 
 
+class ServiceUnavailable(ThreadlineError):
+    """The server cannot take the request now but may soon (503: the SDK retries it)."""
+
+    status = 503
+    type = "server_error"
+
+
+class DiskFull(ServiceUnavailable):
+    code = "disk_full"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server is out of disk space, so nothing was written. Deletes still work; retry once "
+            "space has been freed."
+        )
+
+
 class UpstreamError(ThreadlineError):
     """The model provider failed. ``code`` is what a run's ``last_error.code`` becomes:
     ``rate_limit_exceeded`` for 429, ``server_error`` otherwise. ``retryable`` says whether
