@@ -1,8 +1,11 @@
 """Retrieval benchmark (in-process, no HTTP): ingestion throughput and search latency at 10,000 chunks.
 
     .venv/bin/python bench/retrieval.py [--database-url postgresql://...] [--chunks 10000]
+        [--in-process] [--ingest-only]
 
-Ingestion = extract + chunk (800/400 tokens) + store/index, in MB of text per second. Search = the
+Ingestion = extract + chunk (800/400 tokens) + store/index, in MB of text per second. Extract and
+chunk run in the server's ingestion pool (one child process with the default limits), as the server
+does it; ``--in-process`` calls them in this process instead (the path before the pool). Search = the
 service's ``search_in`` (BM25 alone, then hybrid: BM25 plus the nearest 256-dimension vectors, from
 sqlite-vec on SQLite and pgvector's HNSW index on PostgreSQL), p50/p99 over 200 queries each, against
 a floor measured in the same run on the same queries: the bare index statements (FTS5 MATCH and
@@ -13,6 +16,7 @@ around them. Run on an idle machine; figures go to docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import random
 import statistics
 import struct
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
 from threadline.retrieval import chunk_text, extract_text, fts5_match_query, tsquery_terms
 from threadline.retrieval.vectors import pack
 from threadline.services.vector_stores.search import SearchRequest, search_in
@@ -56,30 +61,44 @@ def _store(db: Database, store_id: str) -> None:
     )
 
 
+def _chunks_in_process(raw: bytes) -> tuple[int, list[tuple[int, str, int]]]:
+    text = extract_text(raw, "doc.txt")
+    return len(text.encode()), [(c.index, c.text, c.start_char) for c in chunk_text(text, 800, 400)]
+
+
 def ingest(
-    db: Database, store_id: str, target_chunks: int, rng: random.Random, vocab: list[str]
+    db: Database,
+    store_id: str,
+    target_chunks: int,
+    rng: random.Random,
+    vocab: list[str],
+    pool: IngestionPool | None = None,
 ) -> tuple[int, float]:
     """Index documents of ~100 chunks each until ``target_chunks``; returns (text bytes, seconds) of
     extract + chunk + store (generating the documents is not timed)."""
     weights = [1 / (rank + 1) for rank in range(len(vocab))]
     # Stand-in embeddings, one per chunk and all distinct (an HNSW graph of repeated vectors is not
     # what a real model gives it), made before the clock starts.
-    pool = [pack([rng.gauss(0, 1) for _ in range(DIMS)]) for _ in range(target_chunks + 200)]
+    vectors = [pack([rng.gauss(0, 1) for _ in range(DIMS)]) for _ in range(target_chunks + 200)]
     total_bytes, chunks_done, elapsed, n = 0, 0, 0.0, 0
+    loop = asyncio.new_event_loop()
+    if pool is not None:  # start the child (and load its tokenizer) before the clock starts
+        loop.run_until_complete(pool.extract([b"warm up"], "warm.txt", 800, 400))
     while chunks_done < target_chunks:
         file_id = f"file-bench{n:06d}"
         n += 1
         raw = _document(rng, vocab, weights, 40_000).encode()
         started = time.perf_counter()
-        text = extract_text(raw, "doc.txt")
+        if pool is None:
+            size, chunks = _chunks_in_process(raw)
+        else:
+            size, chunks = loop.run_until_complete(pool.extract([raw], "doc.txt", 800, 400))
         rows = [
-            NewChunk(c.index, c.text, c.start_char, pool[(chunks_done + c.index) % len(pool)])
-            for c in chunk_text(text, 800, 400)
+            NewChunk(index, text, start, vectors[(chunks_done + index) % len(vectors)])
+            for index, text, start in chunks
         ]
 
-        def store(
-            uow: object, file_id: str = file_id, rows: list[NewChunk] = rows, size: int = len(text)
-        ) -> None:
+        def store(uow: object, file_id: str = file_id, rows: list[NewChunk] = rows, size: int = size) -> None:
             uow.files.insert(StoredFile(file_id, 0, size, "doc.txt", "assistants"))  # type: ignore[attr-defined]
             vsf = VectorStoreFile(file_id, store_id, 0, "in_progress", {"type": "static"})
             uow.vector_stores.put_file(vsf)  # type: ignore[attr-defined]
@@ -87,8 +106,9 @@ def ingest(
 
         db.transaction_sync(store)
         elapsed += time.perf_counter() - started
-        total_bytes += len(text.encode())
+        total_bytes += size
         chunks_done += len(rows)
+    loop.close()
     return total_bytes, elapsed
 
 
@@ -154,7 +174,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--database-url", default="")
     parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--in-process", action="store_true", help="extract and chunk without the pool")
+    parser.add_argument("--ingest-only", action="store_true", help="skip the search latencies")
     args = parser.parse_args()
+    pool = None if args.in_process else IngestionPool(PoolLimits())
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(Settings(data_dir=Path(tmp), database_url=args.database_url))
         upgrade(db.engine)
@@ -162,9 +185,12 @@ def main() -> None:
         try:
             _store(db, "vs_bench")
             vocab = _vocabulary(rng)
-            size, seconds = ingest(db, "vs_bench", args.chunks, rng, vocab)
+            size, seconds = ingest(db, "vs_bench", args.chunks, rng, vocab, pool)
             rate = size / 1e6 / seconds
-            print(f"ingestion: {size / 1e6:.1f} MB of text in {seconds:.1f} s = {rate:.2f} MB/s")
+            where = "in process" if pool is None else "in the ingestion pool"
+            print(f"ingestion ({where}): {size / 1e6:.1f} MB of text in {seconds:.1f} s = {rate:.2f} MB/s")
+            if args.ingest_only:
+                return
             if db.dialect == "postgresql":
                 # What autovacuum does after a bulk load; without statistics the planner cannot tell
                 # that the HNSW index beats sorting the store's rows.
@@ -178,6 +204,8 @@ def main() -> None:
                     f"floor p50 {f50:.1f} ms, p99 {f99:.1f} ms; floor/Threadline p50 {f50 / p50:.2f}"
                 )
         finally:
+            if pool is not None:
+                pool.close()
             db.close()
 
 
