@@ -107,3 +107,24 @@ def test_loads_once_under_concurrent_first_use(
         thread.join()
     assert results == [2] * 8
     assert len(calls) == 1
+
+
+def test_long_texts_encode_in_segments_with_the_same_tokens() -> None:
+    words = ["alpha", "épée", "x1", "42", "don't", "end.\n\n", "tab\t", "Zürich", "naïve"]
+    text = " ".join(itertools.islice(itertools.cycle(words), 400_000))
+    assert len(text) > 2 * tokens._SEGMENT_CHARS
+    assert tokens.encode(text) == tokens._get().encoding.encode_ordinary(text)
+
+
+def test_whitespace_free_runs_are_cut_and_offsets_stay_exact() -> None:
+    text = "head " + "ab" * 600_000 + " tail"
+    ids = tokens.encode(text)
+    assert tokens.byte_offsets(ids)[-1] == len(text.encode())
+    assert tokens.decode(ids) == text
+
+
+def test_token_limit_stops_early() -> None:
+    with pytest.raises(tokens.TokenLimitExceeded) as exc:
+        tokens.encode("word " * 3_000_000, limit=1000)
+    assert exc.value.limit == 1000
+    assert len(tokens.encode("word word", limit=2)) == 2  # at the limit is fine

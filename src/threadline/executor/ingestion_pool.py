@@ -200,8 +200,10 @@ def child_main(fd: int, memory_bytes: int, cpu_s: int, max_tokens: int) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, cpu_hard))
         reply: tuple[Any, ...]
         try:
-            text = extract_text(bytes(data), filename)
-            del data
+            blob = bytes(data)
+            del data  # one copy of the file at a time, not two
+            text = extract_text(blob, filename)
+            del blob
             chunks = chunk_text(text, max_chunk_tokens, overlap_tokens, max_tokens=max_tokens)
             reply = ("ok", len(text.encode()), [(c.index, c.text, c.start_char) for c in chunks])
         except TokenLimitExceeded as exc:
