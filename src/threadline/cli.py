@@ -90,6 +90,54 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
+    """Limits on hostile input and faults (docs/limits.md); ingestion ones wherever files are ingested."""
+    if api:
+        p.add_argument(
+            "--max-json-body-bytes",
+            type=int,
+            help="largest JSON request body, 413 beyond (THREADLINE_MAX_JSON_BODY_BYTES, default 32 MiB)",
+        )
+        p.add_argument(
+            "--disk-reserve-bytes",
+            type=int,
+            help="space kept so deletes work on a full disk (THREADLINE_DISK_RESERVE_BYTES, default 16 MiB)",
+        )
+    p.add_argument(
+        "--ingestion-processes",
+        type=int,
+        help="child processes that parse uploaded files (THREADLINE_INGESTION_PROCESSES, default 1)",
+    )
+    p.add_argument(
+        "--ingestion-memory-bytes",
+        type=int,
+        help="address space of each ingestion child (THREADLINE_INGESTION_MEMORY_BYTES, default 1 GiB)",
+    )
+    p.add_argument(
+        "--ingestion-cpu-s", type=int, help="CPU seconds per file (THREADLINE_INGESTION_CPU_S, default 120)"
+    )
+    p.add_argument(
+        "--ingestion-timeout-s",
+        type=float,
+        help="wall seconds per file (THREADLINE_INGESTION_TIMEOUT_S, default 150)",
+    )
+    p.add_argument(
+        "--ingestion-max-tokens",
+        type=int,
+        help="tokens one file may have (THREADLINE_INGESTION_MAX_TOKENS, default 5000000)",
+    )
+    p.add_argument(
+        "--ingestion-max-attempts",
+        type=int,
+        help="claims of a file before it is failed (THREADLINE_INGESTION_MAX_ATTEMPTS, default 3)",
+    )
+    p.add_argument(
+        "--stream-checkpoint-s",
+        type=float,
+        help="save streamed text this often (THREADLINE_STREAM_CHECKPOINT_S, default 1)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API server")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,11 +165,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_flags(serve)
     _executor_flags(serve)
+    _limits_flags(serve, api=True)
 
     worker = sub.add_parser("worker", help="execute runs (and ingest files) only, no HTTP; stop with SIGTERM")
     _common_flags(worker)
     _model_flags(worker)
     _executor_flags(worker)
+    _limits_flags(worker, api=False)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_flags(migrate)
