@@ -64,3 +64,16 @@ def test_token_cap_and_whitespace_free_runs() -> None:
             _extract(pool, whitespace_free_text(8), "big.txt")
     finally:
         pool.close()
+
+
+def test_pool_runs_files_side_by_side_up_to_its_size() -> None:
+    pool = IngestionPool(PoolLimits(processes=2))
+
+    async def three() -> list[tuple[int, list[tuple[int, str, int]]]]:
+        return await asyncio.gather(*(pool.extract([b"one two"], f"{i}.txt", 800, 400) for i in range(3)))
+
+    try:
+        assert [size for size, _ in asyncio.run(three())] == [7, 7, 7]
+        assert len({child.process.pid for child in pool._idle}) == 2  # bounded: never a third child
+    finally:
+        pool.close()

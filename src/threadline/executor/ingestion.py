@@ -96,15 +96,19 @@ class IngestionWorker:
         jobs = await self.db.transaction(
             lambda uow: ingestion.claim(uow, time.time(), _CLAIM_BATCH, self.max_attempts)
         )
-        for index, job in enumerate(jobs):
-            try:
-                await self._index_with_heartbeat(job)
-            except asyncio.CancelledError:
-                # Shutting down: hand the unfinished files back at once rather than at lease expiry.
-                for pending in jobs[index:]:
+        # Side by side: the pool runs up to ingestion_processes of them at once (the rest wait for a
+        # child, their leases renewed meanwhile).
+        tasks = [asyncio.ensure_future(self._index_with_heartbeat(job)) for job in jobs]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            # Shutting down: hand the unfinished files back at once rather than at lease expiry.
+            for job, task in zip(jobs, tasks, strict=True):
+                task.cancel()
+                if not task.done() or task.cancelled():
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(ingestion.release(self.db, pending))
-                raise
+                        await asyncio.shield(ingestion.release(self.db, job))
+            raise
         if not jobs and time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
             self._last_sweep = time.monotonic()
             await files_service.sweep_expired(self.db, self.blobs)
