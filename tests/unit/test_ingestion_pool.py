@@ -77,3 +77,15 @@ def test_pool_runs_files_side_by_side_up_to_its_size() -> None:
         assert len({child.process.pid for child in pool._idle}) == 2  # bounded: never a third child
     finally:
         pool.close()
+
+
+def test_a_bad_file_keeps_its_healthy_child() -> None:
+    pool = IngestionPool(PoolLimits())
+    try:
+        _extract(pool, b"ok", "a.txt")
+        first = pool._idle[0].process.pid
+        with pytest.raises(InvalidFile, match="not a readable PDF"):
+            _extract(pool, b"%PDF-1.4 garbage", "broken.pdf")
+        assert [child.process.pid for child in pool._idle] == [first]
+    finally:
+        pool.close()

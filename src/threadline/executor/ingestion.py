@@ -2,7 +2,9 @@
 
 It wakes when the API says new files are queued (``notify``, after the commit) and polls as a
 fallback (another process may have queued them). Each claimed file holds a lease that a heartbeat
-renews; a worker that dies lets its lease run out, and the file is picked up again. On SQLite with
+renews; a worker that dies lets its lease run out, and the file is picked up again, at most
+``ingestion_max_attempts`` times (then it fails: a file that kills the process cannot crash-loop it).
+The parsing itself happens in the child processes of ``ingestion_pool.py``. On SQLite with
 one API process, leases left by a previous process are void at start-up. Expired files are swept on
 idle ticks.
 """

@@ -69,6 +69,11 @@ class IngestionPool:
                     child = _Child.start(self.limits)
                 job = (filename, max_chunk_tokens, overlap_tokens)
                 result = await asyncio.to_thread(child.run, job, pieces, self.limits.timeout_s)
+            except ThreadlineError:
+                # A bad file reported by a healthy child keeps the child; one that killed it does not.
+                if child is not None and child.alive:
+                    self._idle.append(child)
+                raise
             except BaseException:
                 # Cancelled or broken mid-file: the child's state is unknown, never reuse it.
                 if child is not None:
