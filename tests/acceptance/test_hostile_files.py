@@ -74,6 +74,21 @@ def test_bombs_fail_with_a_message_and_the_server_stays_small(
     assert _peak_rss_mb(hostile_server.proc.pid) < SERVER_PEAK_RSS_BOUND_MB
 
 
+def test_40_mib_without_whitespace_ingests_within_the_default_limits(hostile_server: ServerProcess) -> None:
+    # One 40 MiB run of "=" has ~700,000 tokens: under the token cap, so it must complete (BPE over
+    # the unsplit run needed ~2 GiB).
+    data = b"=" * (40 << 20)
+    with make_client(hostile_server.base_url) as client:
+        uploaded = client.files.create(file=("equals.txt", data), purpose="assistants")
+        store = client.vector_stores.create(name="long run")
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=uploaded.id)
+        vs_file = _wait_file(client, store.id, uploaded.id, timeout_s=120)
+        assert vs_file.status == "completed", vs_file  # type: ignore[attr-defined]
+        assert vs_file.usage_bytes == len(data)  # type: ignore[attr-defined]
+    assert hostile_server.proc is not None
+    assert _peak_rss_mb(hostile_server.proc.pid) < SERVER_PEAK_RSS_BOUND_MB
+
+
 def test_a_file_that_kills_the_server_is_retired(tmp_path: Path) -> None:
     # ~25 MB of words: long enough to kill the server while its child is on it.
     slow = b"alpha beta gamma delta epsilon zeta eta theta " * 550_000
