@@ -36,3 +36,11 @@ def test_reserve_is_written_released_and_rearmed(tmp_path: Path) -> None:
     assert not reserve.release()  # nothing left to free
     assert reserve.ensure(only_with_room=True)
     assert not DiskReserve(tmp_path / "none", 0).ensure()
+
+
+def test_a_reserve_that_cannot_be_written_is_given_up(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    reserve = DiskReserve(blocker / ".disk-reserve", 1024)
+    assert not reserve.ensure()
+    assert reserve.size == 0 and not reserve.ensure()

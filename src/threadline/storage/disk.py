@@ -91,7 +91,9 @@ class DiskReserve:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
                 if exc.errno not in _NO_SPACE_ERRNOS:
-                    log.warning("could not write the disk reserve %s: %s", self.path, exc)
+                    # Not a matter of space (permissions, a read-only directory): stop trying.
+                    log.warning("could not write the disk reserve %s, none is kept: %s", self.path, exc)
+                    self.size = 0
                 return False
 
     def release(self) -> bool:
