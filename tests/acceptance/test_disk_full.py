@@ -55,7 +55,9 @@ def _fill(directory: Path) -> Path:
 
 def test_full_disk_503_deletes_work_and_recovery(tmp_path: Path, small_disk: Path) -> None:
     outside = tmp_path / "logs"
-    server = ServerProcess(outside, {"THREADLINE_DATA_DIR": str(small_disk)}).start()
+    server = ServerProcess(
+        outside, {"THREADLINE_DATA_DIR": str(small_disk), "THREADLINE_DISK_RESERVE_BYTES": str(16 << 20)}
+    ).start()
     try:
         with make_client(server.base_url) as sdk:
             thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "keep me"}])

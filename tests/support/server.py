@@ -28,7 +28,14 @@ class ServerProcess:
     ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
-        self.env = {**os.environ, "THREADLINE_DATA_DIR": str(data_dir), "THREADLINE_PORT": str(self.port)}
+        self.env = {
+            **os.environ,
+            "THREADLINE_DATA_DIR": str(data_dir),
+            "THREADLINE_PORT": str(self.port),
+            # The suite starts many servers whose data directories pytest keeps: 1 MiB of disk
+            # reserve each rather than 16 (test_disk_full sets the default back).
+            "THREADLINE_DISK_RESERVE_BYTES": str(1 << 20),
+        }
         self.env.update(env or {})
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
