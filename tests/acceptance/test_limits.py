@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import openai
@@ -41,7 +42,7 @@ def test_huge_content_length_is_413_at_once(server: ServerProcess) -> None:
 
 
 def test_chunked_body_over_the_limit_is_413(server: ServerProcess) -> None:
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         yield b'{"metadata": {"k": "'
         for _ in range(40):
             yield b"x" * (1024 * 1024)
