@@ -3,8 +3,6 @@ spec's x-oaiMeta examples, see docs/compatibility.md), and the SDK's stream help
 
 from __future__ import annotations
 
-import itertools
-import json
 from typing import Any
 
 import httpx
@@ -12,14 +10,14 @@ from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.assistant_stream_event import ErrorEvent
 from openai.types.beta.threads import Run
 
-from tests.support.fake_model import Call, Error, FakeModelServer, Text, ToolCalls
+from tests.support.fake_model import Call, Error, FakeModelServer, Text, ToolCalls, Truncated
 from tests.support.server import ServerProcess
+from tests.support.sse import HEADERS, collapsed_names, read_sse
 
 WEATHER = {
     "type": "function",
     "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
 }
-HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer test-key"}
 
 # Reference transcripts, consecutive deltas collapsed to one name.
 TEXT_RUN = [
@@ -51,23 +49,10 @@ SUBMIT = ["thread.run.step.completed", "thread.run.queued", *TEXT_RUN[2:]]
 
 
 def _sse(server: ServerProcess, path: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
-    events: list[tuple[str, Any]] = []
-    with httpx.stream("POST", server.base_url + path, json=body, headers=HEADERS, timeout=30) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        raw = "".join(response.iter_text())
-    for frame in raw.split("\n\n"):
-        if not frame.strip():
-            continue
-        lines = frame.split("\n")
-        assert lines[0].startswith("event: ") and lines[1].startswith("data: ") and len(lines) == 2, frame
-        data = lines[1][len("data: ") :]
-        events.append((lines[0][len("event: ") :], data if data == "[DONE]" else json.loads(data)))
-    return events
+    return read_sse(server.base_url, path, body)
 
 
-def _names(events: list[tuple[str, Any]]) -> list[str]:
-    return [name for name, _ in itertools.groupby(name for name, _ in events)]
+_names = collapsed_names
 
 
 def test_text_run_stream_matches_reference(
@@ -191,27 +176,60 @@ def test_sdk_stream_helpers(client: OpenAI, fake: FakeModelServer) -> None:
     assert recorder.text == "Cold" and recorder.get_final_run().status == "completed"
 
 
-def test_failure_mid_stream_ends_with_failed_error_and_done(
+def test_provider_failure_ends_failed_then_done_without_error_event(
     client: OpenAI, fake: FakeModelServer, server: ServerProcess
 ) -> None:
+    # openai-node throws on any `event: error`: a failed run's stream is thread.run.failed (with
+    # last_error), then done, as OpenAI's own.
     fake.script(Error(400, "bad request upstream"))
     assistant = client.beta.assistants.create(model="fake-model")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
     events = _sse(server, f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "stream": True})
-    assert _names(events)[-3:] == ["thread.run.failed", "error", "done"]
-    error = dict(events)["error"]
-    assert {"message", "type", "param", "code"} <= set(error) and error["code"] == "server_error"
-    assert error["type"] == "server_error" and "bad request upstream" in error["message"]
-    # Both SDK paths yield the error as an ErrorEvent (they do not raise) after the failed run.
+    # The message (opened while the model is asked, for time to first token) and its step end too.
+    assert _names(events)[-4:] == [
+        "thread.message.incomplete",
+        "thread.run.step.failed",
+        "thread.run.failed",
+        "done",
+    ]
+    assert "error" not in dict(events)
+    failed = dict(events)["thread.run.failed"]
+    assert dict(events)["thread.run.step.failed"]["last_error"] == failed["last_error"]
+    assert failed["status"] == "failed" and failed["failed_at"] is not None
+    assert failed["last_error"]["code"] == "server_error"
+    assert "bad request upstream" in failed["last_error"]["message"]
+    # Both SDK paths end with the failed run, no ErrorEvent and no exception.
     fake.script(Error(400, "again"))
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         seen = list(stream)
-        assert stream.get_final_run().status == "failed"
-    assert [e.event for e in seen][-2:] == ["thread.run.failed", "error"]
-    assert isinstance(seen[-1], ErrorEvent) and "again" in seen[-1].data.message
+        final = stream.get_final_run()
+    assert final.status == "failed" and final.last_error and "again" in final.last_error.message
+    assert [e.event for e in seen][-1] == "thread.run.failed"
+    assert not any(isinstance(e, ErrorEvent) for e in seen)
     fake.script(Error(400, "third"))
     raw = list(client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True))
-    assert isinstance(raw[-1], ErrorEvent) and raw[-1].data.code == "server_error"
+    assert raw[-1].event == "thread.run.failed" and not any(isinstance(e, ErrorEvent) for e in raw)
+
+
+def test_failure_with_an_open_step_fails_the_step_then_the_run(
+    client: OpenAI, fake: FakeModelServer, server: ServerProcess
+) -> None:
+    fake.script(Truncated("Partial answer that never"))
+    assistant = client.beta.assistants.create(model="fake-model")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
+    events = _sse(server, f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "stream": True})
+    assert _names(events)[-5:] == [
+        "thread.message.delta",
+        "thread.message.incomplete",
+        "thread.run.step.failed",
+        "thread.run.failed",
+        "done",
+    ]
+    by_name = dict(events)
+    step, run = by_name["thread.run.step.failed"], by_name["thread.run.failed"]
+    assert step["last_error"] == run["last_error"] and run["last_error"]["code"] == "server_error"
+    assert by_name["thread.message.incomplete"]["incomplete_details"] == {"reason": "run_failed"}
+    assert "error" not in by_name
 
 
 def test_client_disconnect_does_not_stop_the_run(

@@ -147,3 +147,39 @@ def test_search_updates_last_active_at(client: OpenAI, library: str) -> None:
     client.vector_stores.search(library, query="zebra")
     after = client.vector_stores.retrieve(library).last_active_at
     assert before is not None and after is not None and after >= before
+
+
+def _one_file_store(client: OpenAI) -> str:
+    file = client.files.create(
+        file=("zebra.txt", io.BytesIO(text_document("The obsidian zebra negotiates tariffs."))),
+        purpose="assistants",
+    )
+    store = client.vector_stores.create(file_ids=[file.id])
+    assert wait_for_store(client, store.id).file_counts.completed == 1
+    return store.id
+
+
+def test_scores_do_not_depend_on_the_corpus(client: OpenAI) -> None:
+    # A fresh one-file store: BM25's idf is ~0 here, yet a chunk with every query word is a strong
+    # match. The score says so, and a threshold keeps it.
+    store_id = _one_file_store(client)
+    page = client.vector_stores.search(store_id, query="obsidian zebra")
+    assert len(page.data) == 1 and page.data[0].score >= 0.5
+    kept = client.vector_stores.search(
+        store_id, query="obsidian zebra", ranking_options={"score_threshold": 0.3}
+    )
+    assert [r.score for r in kept.data] == [page.data[0].score]
+    # Half the words: a weaker match, scored lower, cut by a threshold between the two.
+    half = client.vector_stores.search(store_id, query="obsidian xylophone").data
+    assert half and 0.0 < half[0].score < page.data[0].score
+    cut = client.vector_stores.search(
+        store_id, query="obsidian xylophone", ranking_options={"score_threshold": half[0].score + 0.01}
+    )
+    assert cut.data == []
+
+
+def test_same_chunk_same_score_in_a_large_store(client: OpenAI, library: str) -> None:
+    # The library holds other files: the zebra chunk scores as it does alone.
+    alone = client.vector_stores.search(_one_file_store(client), query="obsidian zebra").data[0].score
+    among = client.vector_stores.search(library, query="obsidian zebra").data[0]
+    assert among.filename == "zebra.pdf" and among.score == pytest.approx(alone)

@@ -1,17 +1,10 @@
 from __future__ import annotations
 
-import math
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from threadline.retrieval.fusion import (
-    bm25_unit_score,
-    normalize_rrf,
-    reciprocal_rank_fusion,
-    rrf_unit_score,
-)
+from threadline.retrieval.fusion import reciprocal_rank_fusion
 
 
 def test_rrf_rewards_agreement() -> None:
@@ -43,15 +36,6 @@ def test_rrf_edge_cases() -> None:
         reciprocal_rank_fusion([["a"]], k=-1)
 
 
-def test_rrf_unit_scores() -> None:
-    fused = reciprocal_rank_fusion([["a", "b"], ["a", "c"]])
-    normalised = dict(normalize_rrf(fused, num_rankings=2))
-    assert normalised["a"] == 1.0  # first everywhere
-    assert normalised["b"] == pytest.approx(61 / 62 / 2)
-    assert rrf_unit_score(1 / 61, num_rankings=1) == 1.0
-    assert rrf_unit_score(0.5, num_rankings=0) == 0.0
-
-
 @given(
     rankings=st.lists(st.lists(st.sampled_from("abcdefghij"), max_size=10), max_size=4),
     k=st.integers(min_value=0, max_value=100),
@@ -61,22 +45,3 @@ def test_rrf_properties(rankings: list[list[str]], k: int) -> None:
     assert {doc_id for doc_id, _ in fused} == {doc_id for ranking in rankings for doc_id in ranking}
     scores = [score for _, score in fused]
     assert scores == sorted(scores, reverse=True)
-    for _, unit in normalize_rrf(fused, len(rankings), k):
-        assert 0.0 < unit <= 1.0
-
-
-def test_bm25_unit_score() -> None:
-    assert bm25_unit_score(0.0) == 0.0
-    assert bm25_unit_score(-3.0) == 0.0
-    assert bm25_unit_score(math.nan) == 0.0
-    assert bm25_unit_score(math.inf) == 1.0
-    assert bm25_unit_score(5.0) == 0.5
-    assert bm25_unit_score(2.0, half_saturation=2.0) == 0.5
-    with pytest.raises(ValueError):
-        bm25_unit_score(1.0, half_saturation=0)
-
-
-@given(st.floats(min_value=0, max_value=1e6), st.floats(min_value=0, max_value=1e6))
-def test_bm25_unit_score_is_monotone_and_bounded(a: float, b: float) -> None:
-    low, high = sorted((a, b))
-    assert 0.0 <= bm25_unit_score(low) <= bm25_unit_score(high) <= 1.0

@@ -50,7 +50,7 @@ def _wire(event: RunEvent) -> tuple[str, Any]:
         return f"thread.message.{event.name}", message_to_wire(event.message)
     if isinstance(event, MessageDelta):
         return "thread.message.delta", message_delta_to_wire(
-            event.message_id, event.index, event.text, event.first
+            event.message_id, event.index, event.text, event.first, event.annotations
         )
     if isinstance(event, ThreadCreated):
         return "thread.created", thread_to_wire(event.thread)

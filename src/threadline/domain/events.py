@@ -55,17 +55,23 @@ class MessageChanged:
 @dataclass(frozen=True, slots=True)
 class MessageDelta:
     """``thread.message.delta`` with new text for content part ``index``. ``first`` marks the delta
-    that opens the part (it carries ``annotations: []``; later ones must not, the SDK merges lists)."""
+    that opens the part (it carries ``annotations``, ``[]`` when empty; later ones only when they
+    have some: the SDK merges lists). ``annotations`` are those of the markers in ``text``, each sent
+    once, with its ``index`` in the part's annotation list (``services/annotations.py``)."""
 
     message_id: str
     index: int
     text: str
     first: bool
+    annotations: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class StreamError:
-    """``event: error`` after a run failed mid-stream; ``code`` as in the run's ``last_error``."""
+    """``event: error``: the server itself cannot continue the stream. A run that fails (model,
+    provider, tool) is not such a case: its stream ends ``thread.run.failed`` (with ``last_error``)
+    then ``done``, because openai-node throws on any ``error`` event and its caller could then never
+    read the failed run."""
 
     message: str
     code: str | None

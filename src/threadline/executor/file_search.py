@@ -31,6 +31,8 @@ DEFAULT_MAX_NUM_RESULTS = 20
 MAX_RESULT_TOKENS = 16_000
 THREAD_STORE_WAIT_S = 60.0
 _WAIT_POLL_S = 0.2
+# Where a call's own arguments are stored in its details (a private key: schemas/run_steps.py).
+ARGUMENTS_KEY = "_arguments"
 
 _PARAMETERS = {
     "type": "object",
@@ -75,13 +77,19 @@ class FileSearchTool:
                 score_threshold=threshold,
             ),
         )
-        return ToolResult(details={"ranking_options": ranking, "results": [_wire(r) for r in results]})
+        details = {"ranking_options": ranking, "results": [_wire(r) for r in results]}
+        # Kept for the next rounds' prompt (the model must see the call it made); not on the wire.
+        details[ARGUMENTS_KEY] = arguments
+        return ToolResult(details=details)
 
     def replay(self, details: dict[str, Any], earlier: Sequence[dict[str, Any]]) -> tuple[str, str]:
         # Markers are numbered across the run: this call's first result follows the last result of
         # the run's earlier calls, so 【i†…】 means the same result to the model in every round and
         # to the annotations built from the stored steps (citations.run_search_results).
-        return "{}", _output(details.get("results") or [], first_marker_index(earlier))
+        arguments = details.get(ARGUMENTS_KEY)
+        # Calls stored before the arguments were kept replay as "{}".
+        replayed = arguments if isinstance(arguments, str) and arguments else "{}"
+        return replayed, _output(details.get("results") or [], first_marker_index(earlier))
 
     async def _wait_for_thread_stores(self, store_ids: list[str]) -> None:
         deadline = time.monotonic() + THREAD_STORE_WAIT_S

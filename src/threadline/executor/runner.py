@@ -18,7 +18,7 @@ from typing import Any
 
 from threadline.blobs import BlobNotFound, BlobStore
 from threadline.domain.errors import ThreadlineError, UpstreamError
-from threadline.domain.events import MessageDelta, RunEvent, StepDelta, StreamEnd, StreamError
+from threadline.domain.events import MessageDelta, RunEvent, StepDelta
 from threadline.domain.ids import new_id
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
@@ -28,8 +28,10 @@ from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
 from threadline.llm.types import ChatModel, ChatRequest, Finish, TextDelta, ToolCallDelta
 from threadline.retrieval.tokens import count_tokens
+from threadline.services.annotations import AnnotatedStream, MarkerSource, Piece
 from threadline.services.runs import transitions
 from threadline.services.runs.transitions import RunStart, usage_dict
+from threadline.services.vector_stores.citations import CitationMarkers, search_results
 from threadline.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,14 @@ class _Round:
     # Checkpoints of the streamed text (see Runner._checkpoint): when, and how much of it.
     saved_at: float = field(default_factory=time.monotonic)
     saved_chars: int = 0
+    # The text as streamed: markers held back until they close, annotations sent with them.
+    stream: AnnotatedStream = field(default_factory=lambda: AnnotatedStream(()))
+
+
+def annotation_sources(steps: list[RunStep]) -> list[MarkerSource]:
+    """What the round's text may annotate, from the run's steps so far: file_search's citations
+    (marker i is the run's i-th result). Another annotation kind is one more source here."""
+    return [CitationMarkers(search_results(steps))]
 
 
 def _left(budget: int | None, used: int) -> int | None:
@@ -94,8 +104,8 @@ class Runner:
 
     async def execute(self, start: RunStart, progress: RunProgress) -> None:
         """Run a run the worker has just claimed (``start.events`` are already published). Model and
-        tool failures end the run ``failed`` (with an ``error`` event for streams);
-        ``CancelledError`` propagates to the worker."""
+        tool failures end the run ``failed`` (streams end ``thread.run.failed``, with ``last_error``,
+        then ``done``: no ``error`` event); ``CancelledError`` propagates to the worker."""
         run_id = start.run.id
         try:
             await self._rounds(start, progress)
@@ -117,19 +127,10 @@ class Runner:
         return events
 
     async def fail(self, run_id: str, code: str, message: str, progress: RunProgress) -> None:
-        events = await self.db.transaction(
-            lambda uow: transitions.end(
-                uow,
-                run_id,
-                "failed",
-                last_error={"code": code, "message": message},
-                partial_text=progress.partial_text,
-            )
-        )
-        if events and isinstance(events[-1], StreamEnd):
-            # The error event goes after thread.run.failed and before done (runtime-behaviours §9).
-            events.insert(len(events) - 1, StreamError(message, code))
-        self.publish(run_id, events)
+        # No `event: error` after thread.run.failed: openai-node (v4 and later) throws on any error
+        # event, so its finalRun() would reject and the caller never see last_error. OpenAI ends a
+        # failed run's stream with thread.run.failed, then done.
+        await self.end(run_id, "failed", progress, last_error={"code": code, "message": message})
 
     async def _rounds(self, start: RunStart, progress: RunProgress) -> None:
         run, messages, steps = start.run, start.messages, start.steps
@@ -152,7 +153,8 @@ class Runner:
                 return
             model, upstream_model = self.router.resolve(run.model)
             request = self._request(run, upstream_model, prompt.messages, completion_left)
-            result = await self._stream_round(run, model, request, progress, prompt.tokens)
+            result = _Round(stream=AnnotatedStream(annotation_sources(steps)))
+            await self._stream_round(run, model, request, progress, prompt.tokens, result)
             used_prompt += result.prompt_tokens
             used_completion += result.completion_tokens
             if result.finish_reason == "length":
@@ -198,9 +200,14 @@ class Runner:
         )
 
     async def _stream_round(
-        self, run: Run, model: ChatModel, request: ChatRequest, progress: RunProgress, prompt_estimate: int
-    ) -> _Round:
-        result = _Round()
+        self,
+        run: Run,
+        model: ChatModel,
+        request: ChatRequest,
+        progress: RunProgress,
+        prompt_estimate: int,
+        result: _Round,
+    ) -> None:
         usage_seen = False
         if request.tools is None:
             # A round without tools can only answer with text: open the message and its step while
@@ -221,6 +228,8 @@ class Runner:
                         usage_seen = True
                         result.prompt_tokens = event.usage.prompt_tokens
                         result.completion_tokens = event.usage.completion_tokens
+            # The model is done: an unfinished marker held back is plain text after all.
+            self._send_text(run, result, result.stream.flush())
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
             # Publish the message's creation even when the round failed or was cancelled: the run's end
@@ -231,7 +240,6 @@ class Runner:
             result.prompt_tokens = prompt_estimate
             produced = result.text + "".join(c.name + c.arguments for c in result.calls.values())
             result.completion_tokens = count_tokens(produced)
-        return result
 
     async def _message_opened(self, run: Run, result: _Round) -> None:
         """Take the pre-opened message (if any) into the round and publish its creation, once."""
@@ -248,10 +256,9 @@ class Runner:
             message, step, events = await self.db.transaction(lambda uow: transitions.open_message(uow, run))
             result.message_step_id, result.message_id = step.id, message.id
             self.publish(run.id, events)
-        first = not result.text
         result.text += text
         progress.partial_text[result.message_id] = result.text
-        self.publish(run.id, [MessageDelta(result.message_id, 0, text, first)])
+        self._send_text(run, result, result.stream.feed(text))
         if time.monotonic() - result.saved_at >= self.checkpoint_s:
             await self._checkpoint(run, result)
 
@@ -266,6 +273,11 @@ class Runner:
             await self.db.transaction(
                 lambda uow: transitions.checkpoint_message(uow, thread_id, message_id, text)
             )
+
+    def _send_text(self, run: Run, result: _Round, piece: Piece | None) -> None:
+        if piece is not None:
+            delta = MessageDelta(result.message_id, 0, piece.text, piece.first, piece.annotations)
+            self.publish(run.id, [delta])
 
     async def _on_tool_delta(self, run: Run, result: _Round, delta: ToolCallDelta) -> None:
         if result.tool_step_id is None:

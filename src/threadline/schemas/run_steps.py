@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from threadline.domain.runs import RunStep
@@ -11,23 +12,36 @@ from threadline.domain.runs import RunStep
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def _without_result_content(details: dict[str, Any]) -> dict[str, Any]:
-    # file_search results carry chunk text only when the client asked for it with include[].
+# A server tool's stored call may keep what only the server needs under keys starting with "_" (the
+# model's own arguments, replayed to it in later rounds); they never go on the wire.
+PRIVATE_PREFIX = "_"
+
+
+def _public_details(details: dict[str, Any], with_result_content: bool) -> dict[str, Any]:
+    """The stored details as the wire shows them: private keys dropped, and file_search results
+    without chunk text unless the client asked for it with include[]."""
     if details.get("type") != "tool_calls":
         return details
-    if not any(call.get("type") == "file_search" for call in details.get("tool_calls", [])):
+    calls = details.get("tool_calls", [])
+    private = any(k.startswith(PRIVATE_PREFIX) for c in calls for k in (c.get(c.get("type", "")) or {}))
+    strip_content = not with_result_content and any(c.get("type") == "file_search" for c in calls)
+    if not private and not strip_content:
         return details
     details = copy.deepcopy(details)
     for call in details["tool_calls"]:
-        for result in (call.get("file_search") or {}).get("results") or []:
-            result.pop("content", None)
+        inner = call.get(call.get("type", ""))
+        if not isinstance(inner, dict):
+            continue
+        for key in [k for k in inner if k.startswith(PRIVATE_PREFIX)]:
+            del inner[key]
+        if strip_content and call.get("type") == "file_search":
+            for result in inner.get("results") or []:
+                result.pop("content", None)
     return details
 
 
 def step_to_wire(step: RunStep, include: frozenset[str] = frozenset()) -> dict[str, Any]:
-    details = (
-        step.step_details if FILE_SEARCH_CONTENT in include else _without_result_content(step.step_details)
-    )
+    details = _public_details(step.step_details, FILE_SEARCH_CONTENT in include)
     return {
         "id": step.id,
         "object": "thread.run.step",
@@ -56,10 +70,12 @@ def step_delta_to_wire(step_id: str, tool_call: dict[str, Any]) -> dict[str, Any
     }
 
 
-def message_delta_to_wire(message_id: str, index: int, text: str, first: bool) -> dict[str, Any]:
+def message_delta_to_wire(
+    message_id: str, index: int, text: str, first: bool, annotations: Sequence[dict[str, Any]] = ()
+) -> dict[str, Any]:
     text_part: dict[str, Any] = {"value": text}
-    if first:
-        text_part["annotations"] = []
+    if first or annotations:
+        text_part["annotations"] = list(annotations)
     return {
         "id": message_id,
         "object": "thread.message.delta",

@@ -20,17 +20,23 @@ from threadline.storage.uow import UnitOfWork
 
 # 【index†label】; OpenAI's own markers sometimes read 【index:chunk†label】, accepted too.
 MARKER = re.compile(r"【(\d+)(?::\d+)?†([^】\n]{0,256})】")
+# What a marker can look like before its closing 】 has arrived (fullmatch on the text from a 【).
+# The label's bound is MARKER's: text held back waiting for a close is never longer than a marker.
+_UNFINISHED = re.compile(r"【(?:\d+(?::\d*)?(?:†[^】\n]{0,256})?)?")
 
 
 def marker(index: int, filename: str) -> str:
     return f"【{index}†{filename}】"
 
 
-def file_citations(text: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An annotation per marker in ``text`` that names an existing result. ``text``/``start_index``/
-    ``end_index`` locate the marker exactly (clients do ``value.replace(annotation.text, ...)``)."""
+def file_citations(
+    text: str, results: list[dict[str, Any]], start: int = 0, end: int | None = None
+) -> list[dict[str, Any]]:
+    """An annotation per marker in ``text`` (or ``text[start:end]``) that names an existing result.
+    ``text``/``start_index``/``end_index`` locate the marker exactly in the whole ``text`` (clients do
+    ``value.replace(annotation.text, ...)``)."""
     annotations: list[dict[str, Any]] = []
-    for match in MARKER.finditer(text):
+    for match in MARKER.finditer(text, start, len(text) if end is None else end):
         index = int(match.group(1))
         if index >= len(results):
             continue  # a marker the model made up: leave it as plain text
@@ -44,6 +50,29 @@ def file_citations(text: str, results: list[dict[str, Any]]) -> list[dict[str, A
             }
         )
     return annotations
+
+
+class CitationMarkers:
+    """file_citation as a ``services.annotations.MarkerSource``: the markers of a streaming message,
+    resolved against the run's file_search results so far (``search_results``)."""
+
+    def __init__(self, results: list[dict[str, Any]]) -> None:
+        self.results = results
+
+    def pending(self, text: str, start: int) -> int:
+        if not self.results:
+            return len(text)  # nothing to cite: a 【 is plain text
+        at = text.find("【", start)
+        while at >= 0:
+            if _UNFINISHED.fullmatch(text, at):
+                return at
+            at = text.find("【", at + 1)
+        return len(text)
+
+    def find(self, text: str, start: int, end: int) -> list[dict[str, Any]]:
+        if not self.results or "【" not in text[start:end]:
+            return []
+        return file_citations(text, self.results, start, end)
 
 
 def file_search_calls(steps: Iterable[RunStep]) -> Iterator[dict[str, Any]]:
@@ -61,10 +90,15 @@ def first_marker_index(earlier_calls: Iterable[dict[str, Any]]) -> int:
     return sum(len(details.get("results") or []) for details in earlier_calls)
 
 
+def search_results(steps: Iterable[RunStep]) -> list[dict[str, Any]]:
+    """Every file_search result of ``steps`` (a run's steps, oldest first), in the order the tool
+    numbered them."""
+    return [result for details in file_search_calls(steps) for result in details.get("results") or []]
+
+
 def run_search_results(uow: UnitOfWork, run_id: str) -> list[dict[str, Any]]:
     """Every file_search result of the run so far, in the order the tool numbered them."""
-    calls = file_search_calls(uow.run_steps.all_for_run(run_id))
-    return [result for details in calls for result in details.get("results") or []]
+    return search_results(uow.run_steps.all_for_run(run_id))
 
 
 def run_citations(uow: UnitOfWork, run_id: str, text: str) -> list[dict[str, Any]]:

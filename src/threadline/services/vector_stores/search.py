@@ -2,9 +2,10 @@
 fusion when an embeddings model is configured. Used by ``POST /vector_stores/{id}/search`` and by
 the file_search tool of runs.
 
-Scores are on OpenAI's 0..1 scale: a single BM25 ranking maps its relevance through
-``bm25_unit_score`` (PostgreSQL's ``ts_rank_cd`` with flag 32 is already 0..1); several rankings
-(hybrid, or a list of queries) use the normalised RRF score.
+Scores are on OpenAI's 0..1 scale and do not depend on the corpus: the engines (BM25, vector
+nearest neighbours, their RRF fusion) pick the candidates, ``retrieval.match_score`` scores each
+from the chunk and the query alone, and results are ordered by that score (ties in the engines'
+order). The same on SQLite and PostgreSQL, keyword and hybrid.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 from threadline.domain.files import ChunkHit
 from threadline.llm.types import EmbeddingModel
 from threadline.retrieval import (
-    bm25_unit_score,
     fts5_match_query,
+    match_score,
     matches_filter,
-    normalize_rrf,
     reciprocal_rank_fusion,
     rewrite_query,
     tsquery_terms,
@@ -72,6 +72,7 @@ def search_in(
     candidates = max(_MIN_CANDIDATES, request.max_num_results * 3)
     rankings: list[list[str]] = []
     hits: dict[int, KeywordHit] = {}
+    similarities: dict[int, list[float]] = {}
     for query in queries:
         match = (
             fts5_match_query(query) if uow.chunks.dialect == "sqlite" else " | ".join(tsquery_terms(query))
@@ -82,33 +83,28 @@ def search_in(
         rankings.append([str(h.chunk_id) for h in found])
     for vector in vectors:
         nearest = uow.chunks.nearest(store_ids, pack(vector), candidates, allowed_files)
+        for chunk_id, similarity in nearest:
+            similarities.setdefault(chunk_id, []).append(similarity)
         rankings.append([str(chunk_id) for chunk_id, _ in nearest])
-    scored = _scores(rankings, hits, uow.chunks.dialect)
-    missing = [int(chunk_id) for chunk_id, _ in scored if int(chunk_id) not in hits]
-    hits.update(uow.chunks.by_ids(missing))
-    results: list[ChunkHit] = []
-    for chunk_id, score in scored:
-        hit = hits.get(int(chunk_id))
-        if hit is None or score < request.score_threshold:
+    # The engines choose and order the candidates; the score is the chunk's own match (see
+    # retrieval/scoring.py), so it means the same whatever else the store holds.
+    fused = [int(chunk_id) for chunk_id, _ in reciprocal_rank_fusion([r for r in rankings if r])]
+    hits.update(uow.chunks.by_ids([chunk_id for chunk_id in fused if chunk_id not in hits]))
+    scored: list[tuple[float, int, KeywordHit]] = []
+    for rank, chunk_id in enumerate(fused):
+        hit = hits.get(chunk_id)
+        if hit is None or (allowed is not None and (hit.vector_store_id, hit.file_id) not in allowed):
             continue
-        if allowed is not None and (hit.vector_store_id, hit.file_id) not in allowed:
-            continue
-        results.append(ChunkHit(hit.vector_store_id, hit.file_id, hit.chunk_index, hit.text, score))
-        if len(results) == request.max_num_results:
-            break
+        score = match_score(queries, hit.text, similarities.get(chunk_id, ()))
+        if score > 0.0 and score >= request.score_threshold:
+            scored.append((score, rank, hit))
+    scored.sort(key=lambda entry: (-entry[0], entry[1]))
+    results = [
+        ChunkHit(hit.vector_store_id, hit.file_id, hit.chunk_index, hit.text, score)
+        for score, _, hit in scored[: request.max_num_results]
+    ]
     uow.vector_stores.touch(store_ids, now())
     return _with_files(uow, results)
-
-
-def _scores(rankings: list[list[str]], hits: dict[int, KeywordHit], dialect: str) -> list[tuple[str, float]]:
-    rankings = [r for r in rankings if r]
-    if not rankings:
-        return []
-    if len(rankings) == 1 and all(int(chunk_id) in hits for chunk_id in rankings[0]):
-        # One keyword ranking: keep BM25's own spread rather than rank-only RRF scores.
-        unit = (lambda raw: raw) if dialect == "postgresql" else bm25_unit_score
-        return [(chunk_id, unit(hits[int(chunk_id)].raw_score)) for chunk_id in rankings[0]]
-    return normalize_rrf(reciprocal_rank_fusion(rankings), len(rankings))
 
 
 def _allowed_files(
