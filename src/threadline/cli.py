@@ -88,6 +88,26 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
         choices=["auto", "memory", "database"],
         help="how run events reach streams (THREADLINE_EVENT_BUS, default auto)",
     )
+    p.add_argument(
+        "--event-coalesce-ms",
+        type=float,
+        help="token deltas of a run merged over this long (THREADLINE_EVENT_COALESCE_MS, default 20)",
+    )
+    p.add_argument(
+        "--event-coalesce-max",
+        type=int,
+        help="... or over this many deltas (THREADLINE_EVENT_COALESCE_MAX, default 16)",
+    )
+    p.add_argument(
+        "--event-write-delay-s",
+        type=float,
+        help="testing: delay each append of run events (THREADLINE_EVENT_WRITE_DELAY_S, default 0)",
+    )
+    p.add_argument(
+        "--event-stall-check-s",
+        type=float,
+        help="a quiet stream re-checks its run after this (THREADLINE_EVENT_STALL_CHECK_S, default 5)",
+    )
 
 
 def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:

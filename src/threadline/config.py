@@ -48,6 +48,14 @@ class Settings:
     worker_grace_s: float = 10.0
     # auto | memory | database: how run events reach streams (see executor/db_bus.py).
     event_bus: str = "auto"
+    # Token deltas are coalesced per run: at most one event every event_coalesce_ms, or one per
+    # event_coalesce_max deltas, whichever comes first (0 ms: one event per delta).
+    event_coalesce_ms: float = 20.0
+    event_coalesce_max: int = 16
+    # For tests of the database bus: a delay before each append of run events (a slow writer), and
+    # how long a quiet stream waits before it looks at its run itself.
+    event_write_delay_s: float = 0.0
+    event_stall_check_s: float = 5.0
     log_level: str = "info"
     workers: int = 1
     # --- Limits and faults (docs/limits.md lists each with what a client sees) ---

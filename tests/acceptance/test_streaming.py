@@ -58,7 +58,8 @@ _names = collapsed_names
 def test_text_run_stream_matches_reference(
     client: OpenAI, fake: FakeModelServer, server: ServerProcess
 ) -> None:
-    fake.script(Text("Hello there friend", usage=(9, 3)))
+    # Tokens further apart than the coalescing window (20 ms), so that each is its own delta.
+    fake.script(Text("Hello there friend", usage=(9, 3), token_delay_s=0.06))
     assistant = client.beta.assistants.create(model="fake-model")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hi"}])
     events = _sse(server, f"/threads/{thread.id}/runs", {"assistant_id": assistant.id, "stream": True})

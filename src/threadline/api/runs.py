@@ -27,6 +27,7 @@ from threadline.services.runs import cancel as cancel_service
 from threadline.services.runs import create as create_service
 from threadline.services.runs import queries
 from threadline.services.runs import submit_tool_outputs as submit_service
+from threadline.storage.uow import UnitOfWork
 
 # The SDK's poll helpers (create_and_poll, create_and_run_poll, submit_tool_outputs_and_poll, poll)
 # send ``X-Stainless-Poll-Helper: true`` on their GETs and stop at these statuses; such a GET of a run
@@ -130,11 +131,16 @@ async def list_runs(request: Request) -> Response:
 
 async def cancel_run(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
-    run, events, notify = await database(request).transaction(
-        lambda uow: cancel_service.cancel(uow, thread_id, run_id)
-    )
-    if events:
-        bus(request).publish(run.id, events)
+    outcome: list[tuple[Run, bool]] = []
+
+    def cancel(uow: UnitOfWork) -> list[RunEvent]:
+        run, events, notify = cancel_service.cancel(uow, thread_id, run_id)
+        outcome.append((run, notify))
+        return events
+
+    # Through the bus: cancelling a queued run ends it, and its events must commit with that.
+    await bus(request).transaction(database(request), run_id, cancel)
+    run, notify = outcome[-1]
     if notify:
         dispatcher(request).interrupt(run.id, "cancel")
     return run_response(request, run)

@@ -5,15 +5,31 @@ SQLite process (a plain queue put per event: streaming pays nothing for scale-ou
 ``executor/db_bus.py`` carries events between processes (PostgreSQL, separate workers). A stream
 subscribes *before* the run is handed to the executor, so it cannot miss the first event; the
 subscription is awaited because the database bus must first read where the run's events stand.
+
+Both buses coalesce token deltas before anything else sees them (``DeltaCoalescer``): a model that
+streams a token per millisecond costs one event per run every ``event_coalesce_ms`` (or per
+``event_coalesce_max`` tokens), not one per token; the text is concatenated, so every character
+still reaches the client, in order.
+
+The invariant every bus keeps: a subscriber gets each event of its run once, in publication order,
+and the event that stops the run (terminal or requires_action, then ``StreamEnd``) after all that
+precede it. The changes that stop a run go through ``EventBus.transaction``, which publishes their
+events together with the commit (on the database bus: in the same transaction).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from threadline.domain.events import RunEvent, StreamEnd
+from threadline.domain.events import MessageDelta, RunEvent, StreamEnd
+from threadline.storage.database import Database
+from threadline.storage.uow import UnitOfWork
+
+Work = Callable[[UnitOfWork], list[RunEvent]]
 
 
 class Subscription(Protocol):
@@ -34,6 +50,91 @@ class EventBus(Protocol):
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         """Deliver ``events`` to every current subscriber of ``run_id``; never blocks."""
         ...
+
+    async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
+        """Run ``work`` in one transaction and publish the events it returns. For the changes that
+        can stop a run: no subscriber may see the run stopped before the events that led there
+        are readable (a stream that re-checks a stalled run trusts the log it finds)."""
+        ...
+
+
+def merged(held: MessageDelta, delta: MessageDelta) -> MessageDelta | None:
+    """``held`` followed by ``delta`` as one delta, or None when they cannot be one (another message
+    or content part)."""
+    if held.message_id != delta.message_id or held.index != delta.index:
+        return None
+    return dataclasses.replace(held, text=held.text + delta.text)
+
+
+@dataclasses.dataclass(slots=True)
+class _Held:
+    delta: MessageDelta
+    parts: int = 1
+    timer: asyncio.TimerHandle | None = None
+
+
+class DeltaCoalescer:
+    """Holds a run's message deltas for up to ``window_s`` after its last emission (or until
+    ``max_parts`` have been merged), then passes them on to ``sink`` as one. The first delta after
+    a quiet spell goes at once (time to first token pays nothing); any other event of the run first
+    releases what is held, so the order of events never changes."""
+
+    def __init__(self, sink: Callable[[str, list[RunEvent]], None], window_s: float, max_parts: int) -> None:
+        self._sink, self._window_s, self._max_parts = sink, window_s, max(1, max_parts)
+        self._held: dict[str, _Held] = {}
+        self._last_emit: dict[str, float] = {}
+
+    def publish(self, run_id: str, events: list[RunEvent]) -> None:
+        out: list[RunEvent] = []
+        for event in events:
+            if isinstance(event, MessageDelta) and self._window_s > 0:
+                self._delta(run_id, event, out)
+                continue
+            self._release(run_id, out)
+            out.append(event)
+            if isinstance(event, StreamEnd):
+                self._last_emit.pop(run_id, None)
+        if out:
+            self._sink(run_id, out)
+
+    def flush_all(self) -> None:
+        for run_id in list(self._held):
+            self.flush(run_id)
+
+    def flush(self, run_id: str) -> None:
+        """Pass on what is held for ``run_id`` now."""
+        out: list[RunEvent] = []
+        self._release(run_id, out)
+        if out:
+            self._sink(run_id, out)
+
+    def _delta(self, run_id: str, delta: MessageDelta, out: list[RunEvent]) -> None:
+        now = time.monotonic()
+        held = self._held.get(run_id)
+        if held is not None:
+            joined = merged(held.delta, delta)
+            if joined is not None:
+                held.delta, held.parts = joined, held.parts + 1
+                if held.parts >= self._max_parts:
+                    self._release(run_id, out)
+                return
+            self._release(run_id, out)
+        if now - self._last_emit.get(run_id, -1e9) >= self._window_s:
+            out.append(delta)
+            self._last_emit[run_id] = now
+            return
+        held = self._held[run_id] = _Held(delta)
+        delay = self._last_emit[run_id] + self._window_s - now
+        held.timer = asyncio.get_running_loop().call_later(delay, self.flush, run_id)
+
+    def _release(self, run_id: str, out: list[RunEvent]) -> None:
+        held = self._held.pop(run_id, None)
+        if held is None:
+            return
+        if held.timer is not None:
+            held.timer.cancel()
+        out.append(held.delta)
+        self._last_emit[run_id] = time.monotonic()
 
 
 class _QueueSubscription:
@@ -58,8 +159,9 @@ class _QueueSubscription:
 class InProcessBus:
     """Subscribers are asyncio queues on the server's event loop; publish is a plain put."""
 
-    def __init__(self) -> None:
+    def __init__(self, coalesce_s: float = 0.0, coalesce_max: int = 1) -> None:
         self._subscribers: dict[str, list[_QueueSubscription]] = {}
+        self._coalescer = DeltaCoalescer(self._fan_out, coalesce_s, coalesce_max)
 
     async def subscribe(self, run_id: str) -> _QueueSubscription:
         subscription = _QueueSubscription(self, run_id)
@@ -74,6 +176,15 @@ class InProcessBus:
             self._subscribers.pop(subscription.run_id, None)
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
+        self._coalescer.publish(run_id, events)
+
+    async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
+        # One process, one loop: publishing right after the commit is already in order.
+        events = await db.transaction(work)
+        self.publish(run_id, events)
+        return events
+
+    def _fan_out(self, run_id: str, events: list[RunEvent]) -> None:
         for subscription in list(self._subscribers.get(run_id, ())):
             for event in events:
                 subscription.queue.put_nowait(event)

@@ -1,16 +1,21 @@
 """The database event bus: run events cross processes through the ``run_events`` table.
 
-``publish`` never blocks: events go to an in-memory queue that one writer task drains in order,
-appending each batch in one transaction (deltas that arrive while one is written form the next
-batch; each stays its own event, as clients see it in memory) that also NOTIFYs the run
-id on PostgreSQL. A subscription starts at the run's last event number (read when it subscribes,
-before the run is handed on), wakes on the NOTIFY and reads the new rows back, so large events never
-travel in a NOTIFY payload (8000-byte cap). Without notifications (SQLite, or a lost LISTEN
-connection) it polls.
+``publish`` never blocks: events (token deltas coalesced first, see ``executor/bus.py``) go to an
+in-memory queue that one writer task drains in order, appending each batch in one transaction
+(adjacent deltas of a message in a batch become one row) that also NOTIFYs ``<run id>:<origin>``
+on PostgreSQL. Right after the commit the writer hands the appended events, with their numbers, to
+the subscribers in its own process: they read nothing back. A subscriber reads the table only for
+what another process appended (a NOTIFY from another origin, a gap in the numbers it holds, or,
+without notifications, a poll when it has been quiet), so large events never travel in a NOTIFY
+payload (8000-byte cap).
 
-Hazard: a worker killed between committing a state change and appending its events loses those
-events. The worker that takes the run over publishes its end; and a subscription that has heard
-nothing for ``STALL_CHECK_S`` looks at the run itself and ends the stream if the run has stopped.
+The order invariant: the changes that stop a run (terminal, requires_action) go through
+``transaction``, which appends the run's still-queued events and the new ones in the transaction
+that makes the change, with no batch of the writer in flight. So whoever sees the run stopped can
+read every event that led there; a subscription that has heard nothing for ``event_stall_check_s``
+reads the run, then the log after its cursor, and ends the stream on its own only when the log is
+drained and the run stopped (a worker killed between committing a non-stopping change and
+appending its events loses those events; the worker that takes the run over publishes its end).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 from functools import partial
@@ -25,9 +31,9 @@ from typing import Any
 
 from threadline.config import Settings
 from threadline.domain.event_codec import decode_event, encode_event
-from threadline.domain.events import RunChanged, RunEvent, StreamEnd
+from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
 from threadline.domain.run_states import is_terminal
-from threadline.executor.bus import EventBus, InProcessBus
+from threadline.executor.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
 from threadline.storage.database import Database
 from threadline.storage.notify import EVENTS_CHANNEL, Notifications
 from threadline.storage.uow import UnitOfWork
@@ -37,68 +43,106 @@ log = logging.getLogger(__name__)
 READ_BATCH = 500
 RETENTION_S = 300.0  # events are read within moments; five minutes covers any slow reader
 PRUNE_INTERVAL_S = 60.0
-STALL_CHECK_S = 5.0
 RETRY_DELAY_S = 0.5
 # Without notifications a subscription polls this often: SQLite reads are cheap and local.
 UNNOTIFIED_POLL_S = 0.1
+
+Rows = list[tuple[int, str, dict[str, Any]]]
 
 
 class DatabaseSubscription:
     def __init__(self, bus: DatabaseBus, run_id: str, cursor: int) -> None:
         self._bus, self.run_id, self.cursor = bus, run_id, cursor
         self.wake = asyncio.Event()
+        # Events handed over by our own writer, by number, until their turn comes.
+        self.held: dict[int, RunEvent] = {}
+        # Another process appended events of the run that we have not read yet.
+        self.remote = False
+
+    def push(self, seq: int, event: RunEvent) -> None:
+        if seq > self.cursor:
+            self.held[seq] = event
+            self.wake.set()
 
     async def events(self) -> AsyncIterator[RunEvent]:
         db, run_id = self._bus.db, self.run_id
         quiet_since = time.monotonic()
+        read = False
         while True:
-            self.wake.clear()  # before reading: a NOTIFY during the read wakes the next wait
-            rows = await db.transaction(partial(_read_after, run_id=run_id, seq=self.cursor))
-            for seq, name, data in rows:
-                self.cursor = seq
-                event = decode_event(name, data)
+            self.wake.clear()  # before reading: a push or NOTIFY during the read wakes the next wait
+            while (event := self.held.pop(self.cursor + 1, None)) is not None:
+                self.cursor += 1
+                quiet_since = time.monotonic()
                 yield event
                 if isinstance(event, StreamEnd):
                     return
-            if rows:
-                quiet_since = time.monotonic()
-                continue
-            if time.monotonic() - quiet_since >= STALL_CHECK_S:
-                ending = await db.transaction(self._ending_if_stopped)
+            # A gap before what we hold means another process appended in between: read it.
+            gap = bool(self.held) and min(self.held) > self.cursor + 1
+            if read or gap or self.remote:
+                read, self.remote = False, False
+                rows = await db.transaction(partial(_read_after, run_id=run_id, seq=self.cursor))
+                self._hold(rows)
+                if rows:
+                    read = len(rows) == READ_BATCH
+                    continue
+            if time.monotonic() - quiet_since >= self._bus.stall_check_s:
+                rows, ending = await db.transaction(self._stall_check)
+                if rows:
+                    self._hold(rows)
+                    continue
+                for event in ending:
+                    yield event
                 if ending:
-                    for event in ending:
-                        yield event
                     return
                 quiet_since = time.monotonic()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self.wake.wait(), self._bus.poll_s)
+            except TimeoutError:
+                read = True  # a lost notification (or none, on SQLite) must not stall us
 
-    def _ending_if_stopped(self, uow: UnitOfWork) -> list[RunEvent]:
-        """The stream's last events, made up from the run, if it stopped without us hearing of it."""
-        if uow.run_events.after(self.run_id, self.cursor, 1):
-            return []  # events arrived meanwhile: read them first
+    def _hold(self, rows: Rows) -> None:
+        for seq, name, data in rows:
+            if seq > self.cursor and seq not in self.held:
+                self.held[seq] = decode_event(name, data)
+
+    def _stall_check(self, uow: UnitOfWork) -> tuple[Rows, list[RunEvent]]:
+        """Unread events of the run; else, if it stopped without us hearing of it, the stream's
+        last events made up from the run."""
+        # The run first, the log second: a stopped state commits with its events, so whatever this
+        # read finds, the next one (a later snapshot) already holds the events that led to it.
         run = uow.runs.by_id(self.run_id)
+        rows = uow.run_events.after(self.run_id, self.cursor, READ_BATCH)
+        if rows:
+            return rows, []
         if run is None:
-            return [StreamEnd(self.run_id)]
+            return [], [StreamEnd(self.run_id)]
         if is_terminal(run.status) or run.status == "requires_action":
-            return [RunChanged(run.status, run), StreamEnd(self.run_id)]
-        return []
+            return [], [RunChanged(run.status, run), StreamEnd(self.run_id)]
+        return [], []
 
     def close(self) -> None:
         self._bus.unsubscribe(self)
 
 
 class DatabaseBus:
-    def __init__(self, db: Database, notifications: Notifications | None, poll_s: float) -> None:
+    def __init__(self, db: Database, notifications: Notifications | None, settings: Settings) -> None:
         self.db = db
+        poll_s = settings.run_poll_s
         self.poll_s = poll_s if notifications is not None else min(poll_s, UNNOTIFIED_POLL_S)
+        self.stall_check_s = settings.event_stall_check_s
+        self._write_delay_s = settings.event_write_delay_s
+        # Our NOTIFYs carry this token: the events they announce were handed to our subscribers.
+        self.origin = secrets.token_hex(6)
+        self._coalescer = DeltaCoalescer(
+            self._enqueue, settings.event_coalesce_ms / 1000, settings.event_coalesce_max
+        )
         self._subscribers: dict[str, set[DatabaseSubscription]] = {}
         self._pending: list[tuple[str, list[RunEvent]]] = []
         self._has_pending = asyncio.Event()
-        self._flushing = asyncio.Lock()  # one batch at a time, so batches commit in order
+        self._flushing = asyncio.Lock()  # one append at a time, so a run's events commit in order
         self._tasks: list[asyncio.Task[None]] = []
         if notifications is not None:
-            notifications.on(EVENTS_CHANNEL, self._wake_run)
+            notifications.on(EVENTS_CHANNEL, self._on_notice)
             notifications.on_reconnect(self._wake_all)
 
     async def start(self) -> None:
@@ -120,17 +164,68 @@ class DatabaseBus:
             self._subscribers.pop(subscription.run_id, None)
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
+        self._coalescer.publish(run_id, events)
+
+    async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
+        self._coalescer.flush(run_id)
+        async with self._flushing:  # no batch in flight that could commit this run's events later
+            queued = self._take(run_id)
+            both = partial(_commit_with, run_id=run_id, queued=queued, work=work, origin=self.origin)
+            commit = asyncio.ensure_future(db.transaction(both))
+            try:
+                first_seq, events, appended = await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # The commit goes on without us: see it through, so our subscribers get its events
+                # from memory and a failed one gives its queued events back, then stop.
+                with contextlib.suppress(Exception):
+                    first_seq, events, appended = await commit
+                    self._deliver(run_id, first_seq, appended)
+                if commit.done() and not commit.cancelled() and commit.exception() is not None:
+                    self._give_back(run_id, queued)
+                raise
+            except Exception:
+                self._give_back(run_id, queued)
+                raise
+        self._deliver(run_id, first_seq, appended)
+        return events
+
+    def _enqueue(self, run_id: str, events: list[RunEvent]) -> None:
+        self._pending.append((run_id, events))
+        self._has_pending.set()
+
+    def _take(self, run_id: str) -> list[RunEvent]:
+        taken: list[RunEvent] = []
+        kept: list[tuple[str, list[RunEvent]]] = []
+        for item in self._pending:
+            if item[0] == run_id:
+                taken += item[1]
+            else:
+                kept.append(item)
+        self._pending = kept
+        return taken
+
+    def _give_back(self, run_id: str, events: list[RunEvent]) -> None:
         if events:
-            self._pending.append((run_id, events))
+            self._pending.insert(0, (run_id, events))
             self._has_pending.set()
 
-    def _wake_run(self, run_id: str) -> None:
+    def _deliver(self, run_id: str, first_seq: int, events: list[RunEvent]) -> None:
+        for subscription in list(self._subscribers.get(run_id, ())):
+            for offset, event in enumerate(events):
+                subscription.push(first_seq + offset, event)
+
+    def _on_notice(self, payload: str) -> None:
+        run_id, _, origin = payload.partition(":")
+        if origin == self.origin:
+            return  # ours: already handed over from memory
         for subscription in self._subscribers.get(run_id, ()):
+            subscription.remote = True
             subscription.wake.set()
 
     def _wake_all(self) -> None:
         for subscriptions in self._subscribers.values():
             for subscription in subscriptions:
+                subscription.remote = True
                 subscription.wake.set()
 
     async def _write_forever(self) -> None:
@@ -145,17 +240,18 @@ class DatabaseBus:
             batch, self._pending = self._pending, []
             if not batch:
                 return
+            if self._write_delay_s > 0:
+                await asyncio.sleep(self._write_delay_s)  # tests: a slow writer, with events in flight
             try:
-                await self.db.transaction(lambda uow: _append(uow, batch))
+                appended = await self.db.transaction(partial(_append, batch=batch, origin=self.origin))
             except Exception:  # keep the events and retry: a stream waits rather than loses them
                 log.exception("appending run events failed; retrying")
                 self._pending[:0] = batch
                 await asyncio.sleep(RETRY_DELAY_S)
                 self._has_pending.set()
                 return
-        # Wake local subscribers at once (the NOTIFY round trip would also do it, later).
-        for run_id, _ in batch:
-            self._wake_run(run_id)
+        for run_id, (first_seq, events) in appended.items():
+            self._deliver(run_id, first_seq, events)
 
     async def _prune_forever(self) -> None:
         while True:
@@ -167,6 +263,7 @@ class DatabaseBus:
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Write what is still queued (bounded), then stop."""
+        self._coalescer.flush_all()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.flush(), timeout_s)
         for task in self._tasks:
@@ -177,7 +274,7 @@ class DatabaseBus:
         self._tasks = []
 
 
-def _read_after(uow: UnitOfWork, run_id: str, seq: int) -> list[tuple[int, str, dict[str, Any]]]:
+def _read_after(uow: UnitOfWork, run_id: str, seq: int) -> Rows:
     return uow.run_events.after(run_id, seq, READ_BATCH)
 
 
@@ -185,15 +282,50 @@ def _prune(uow: UnitOfWork, before: float) -> int:
     return uow.run_events.prune(before)
 
 
-def _append(uow: UnitOfWork, batch: list[tuple[str, list[RunEvent]]]) -> None:
+def _compact(events: list[RunEvent]) -> list[RunEvent]:
+    """Adjacent deltas of one message part as one event (fewer rows; the same text)."""
+    out: list[RunEvent] = []
+    for event in events:
+        last = out[-1] if out else None
+        if isinstance(event, MessageDelta) and isinstance(last, MessageDelta):
+            joined = merged(last, event)
+            if joined is not None:
+                out[-1] = joined
+                continue
+        out.append(event)
+    return out
+
+
+def _append_run(uow: UnitOfWork, run_id: str, events: list[RunEvent], stamp: float, origin: str) -> int:
+    """Append one run's events; returns the number of the first."""
+    last = uow.run_events.append(run_id, [encode_event(event) for event in events], stamp, origin)
+    return last - len(events) + 1
+
+
+def _append(
+    uow: UnitOfWork, batch: list[tuple[str, list[RunEvent]]], origin: str
+) -> dict[str, tuple[int, list[RunEvent]]]:
     stamp = time.time()
     by_run: dict[str, list[RunEvent]] = {}
     for run_id, events in batch:
         by_run.setdefault(run_id, []).extend(events)
+    appended: dict[str, tuple[int, list[RunEvent]]] = {}
     # Sorted: two processes appending to the same runs take the per-run locks in one order.
     for run_id in sorted(by_run):
-        records = [encode_event(event) for event in by_run[run_id]]
-        uow.run_events.append(run_id, records, stamp)
+        events = _compact(by_run[run_id])
+        appended[run_id] = (_append_run(uow, run_id, events, stamp, origin), events)
+    return appended
+
+
+def _commit_with(
+    uow: UnitOfWork, run_id: str, queued: list[RunEvent], work: Work, origin: str
+) -> tuple[int, list[RunEvent], list[RunEvent]]:
+    """``work`` and the run's events (queued ones first) in one transaction: returns the first
+    number, ``work``'s events and everything appended."""
+    events = work(uow)
+    appended = _compact(queued + events)
+    first_seq = _append_run(uow, run_id, appended, time.time(), origin) if appended else 0
+    return first_seq, events, appended
 
 
 def uses_database_bus(settings: Settings, dialect: str, *, embedded: bool) -> bool:
@@ -209,5 +341,5 @@ def build_bus(
     settings: Settings, db: Database, notifications: Notifications | None, *, embedded: bool
 ) -> EventBus:
     if uses_database_bus(settings, db.dialect, embedded=embedded):
-        return DatabaseBus(db, notifications, settings.run_poll_s)
-    return InProcessBus()
+        return DatabaseBus(db, notifications, settings)
+    return InProcessBus(settings.event_coalesce_ms / 1000, settings.event_coalesce_max)

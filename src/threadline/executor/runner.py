@@ -3,8 +3,10 @@ run completes, needs the client (requires_action) or ends otherwise.
 
 Each state change is its own short transaction (``services.runs.transitions``); no transaction is
 open while the model streams. Events are published only after the transaction that made them true
-has committed. Cancellation arrives as ``CancelledError`` (the worker cancels the task); the runner
-lets it propagate and the worker finishes the run, using ``RunProgress`` for the text streamed so far.
+has committed; the changes that may stop the run go through ``EventBus.transaction`` so that
+their events commit with them. Cancellation arrives as ``CancelledError`` (the worker cancels the
+task); the runner lets it propagate and the worker finishes the run, using ``RunProgress`` for the
+text streamed so far.
 """
 
 from __future__ import annotations
@@ -120,11 +122,11 @@ class Runner:
             )
 
     async def end(self, run_id: str, status: str, progress: RunProgress, **kwargs: Any) -> list[RunEvent]:
-        events = await self.db.transaction(
-            lambda uow: transitions.end(uow, run_id, status, partial_text=progress.partial_text, **kwargs)
+        return await self.bus.transaction(
+            self.db,
+            run_id,
+            lambda uow: transitions.end(uow, run_id, status, partial_text=progress.partial_text, **kwargs),
         )
-        self.publish(run_id, events)
-        return events
 
     async def fail(self, run_id: str, code: str, message: str, progress: RunProgress) -> None:
         # No `event: error` after thread.run.failed: openai-node (v4 and later) throws on any error
@@ -342,7 +344,8 @@ class Runner:
             return events
 
         if step_id is not None or end_status is not None:
-            self.publish(run.id, await self.db.transaction(close))
+            # Through the bus: this may end the run, and its events must commit with that.
+            await self.bus.transaction(self.db, run.id, close)
 
     async def _dispatch_calls(self, run: Run, result: _Round) -> bool:
         """Record the round's tool calls, answering server-side ones here. True when function calls
@@ -369,5 +372,5 @@ class Runner:
                 events += transitions.require_action(uow, run.id, pending)
             return events
 
-        self.publish(run.id, await self.db.transaction(record))
+        await self.bus.transaction(self.db, run.id, record)  # may stop the run (requires_action)
         return bool(pending)

@@ -261,7 +261,7 @@ class Executor:
 
     async def _recover(self, run_id: str, dead_owner: str | None = None) -> None:
         recover = partial(transitions.recover, run_id=run_id, now_s=time.time(), dead_owner=dead_owner)
-        self.runner.publish(run_id, await self.db.transaction(recover))
+        await self.bus.transaction(self.db, run_id, recover)
 
     # --- expiry ----------------------------------------------------------------------------------
 

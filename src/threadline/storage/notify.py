@@ -4,7 +4,7 @@
 never hears of a row it cannot read yet). ``Notifications`` holds the process's one LISTEN
 connection and calls plain callbacks with the payload; it reconnects after a failure and then tells
 ``on_reconnect`` callbacks, because notifications sent while it was away are lost (callers poll
-then). Payloads stay small: a run id, ``queued:<run id>`` or ``cancel:<run id>``.
+then). Payloads stay small: ``<run id>:<origin>``, ``queued:<run id>`` or ``cancel:<run id>``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # database -> uow -> run_events -> notify: a runtime import w
 
 log = logging.getLogger(__name__)
 
-EVENTS_CHANNEL = "threadline_run_events"  # payload: a run id whose events were appended
+EVENTS_CHANNEL = "threadline_run_events"  # payload: "<run id>:<origin>", the run whose events were appended
 RUNS_CHANNEL = "threadline_runs"  # payload: "queued:<run id>" or "cancel:<run id>"
 RECONNECT_DELAY_S = 1.0
 

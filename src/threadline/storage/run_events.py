@@ -4,7 +4,8 @@ Events of one run are numbered 1, 2, 3... (``seq``). On PostgreSQL an append tak
 advisory lock for its transaction, so the next number is computed from committed rows only and rows
 commit in ``seq`` order; a reader at ``seq`` N therefore never skips a row committed later with a
 smaller number. SQLite's single writer gives the same order. Each append on PostgreSQL also sends a
-NOTIFY whose payload is only the run id (payloads are capped at 8000 bytes; readers fetch the rows).
+NOTIFY whose payload is only the run id and the appending process's token (payloads are capped at
+8000 bytes; readers fetch the rows).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ class RunEventRepository:
         self.conn = conn
         self.postgres = conn.dialect.name == "postgresql"
 
-    def append(self, run_id: str, records: list[tuple[str, dict[str, Any]]], created_at: float) -> int:
-        """Append ``(name, data)`` records after the run's last event and announce them; returns the
-        new last ``seq``."""
+    def append(
+        self, run_id: str, records: list[tuple[str, dict[str, Any]]], created_at: float, origin: str = ""
+    ) -> int:
+        """Append ``(name, data)`` records after the run's last event and announce them (payload
+        ``<run id>:<origin>``: the appending process delivers to its own subscribers from memory and
+        ignores its own announcements); returns the new last ``seq``."""
         if self.postgres:
             self.conn.execute(
                 sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:run_id))"),
@@ -43,7 +47,7 @@ class RunEventRepository:
         ]
         if rows:
             self.conn.execute(e.insert(), rows)
-            send(self.conn, EVENTS_CHANNEL, run_id)
+            send(self.conn, EVENTS_CHANNEL, f"{run_id}:{origin}")
         return last + len(rows)
 
     def last_seq(self, run_id: str) -> int:
