@@ -19,6 +19,7 @@ from threadline.api.routes import v1_routes
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
+from threadline.executor.code_interpreter import code_interpreter_from_settings
 from threadline.executor.db_bus import DatabaseBus, build_bus
 from threadline.executor.dispatch import NotifyingDispatcher
 from threadline.executor.file_search import FileSearchTool
@@ -60,6 +61,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             require_vector_index(db.engine)
         app.state.embedder = embedder
         app.state.tool_registry.register(FileSearchTool(db, embedder))
+        # code_interpreter: model code in sandboxed sessions, where runs execute (docs/code-interpreter.md).
+        code_interpreter = code_interpreter_from_settings(settings, db, blob_store_from_settings(settings))
+        app.state.tool_registry.register(code_interpreter)
         router = ProviderRouter.from_settings(settings)
         executor: Executor | None = None
         if settings.executor:
@@ -96,6 +100,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 await embedder.aclose()
             if executor is not None:
                 await executor.aclose()
+            await code_interpreter.aclose()
             await dispatcher.aclose()
             if isinstance(app.state.bus, DatabaseBus):
                 await app.state.bus.aclose()

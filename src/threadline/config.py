@@ -77,6 +77,18 @@ class Settings:
     disk_reserve_bytes: int = 16 * 1024 * 1024
     # How often the text an assistant message has streamed so far is saved (a crash loses at most this).
     stream_checkpoint_s: float = 1.0
+    # code_interpreter (docs/code-interpreter.md): auto|bubblewrap run sessions in bubblewrap; none
+    # disables the tool; unsandboxed runs model code WITHOUT isolation (development only).
+    code_interpreter_backend: str = "auto"
+    code_interpreter_python: str = ""  # the sandbox's interpreter; empty: the server's own
+    code_interpreter_memory_mb: int = 1024
+    code_interpreter_timeout_s: float = 60.0
+    code_interpreter_max_processes: int = 64
+    code_interpreter_max_file_mb: int = 100
+    code_interpreter_cpu_s: int = 3600
+    code_interpreter_idle_s: float = 3600.0
+    code_interpreter_max_sessions: int = 16
+    code_interpreter_output_chars: int = 20_000
 
     @property
     def effective_database_url(self) -> str:

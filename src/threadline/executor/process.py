@@ -13,6 +13,7 @@ import signal
 
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
+from threadline.executor.code_interpreter import code_interpreter_from_settings
 from threadline.executor.db_bus import DatabaseBus, build_bus
 from threadline.executor.file_search import FileSearchTool
 from threadline.executor.ingestion import IngestionWorker
@@ -56,6 +57,8 @@ async def _run(settings: Settings, db: Database, stop: asyncio.Event) -> None:
         require_vector_index(db.engine)
     registry = ToolRegistry()
     registry.register(FileSearchTool(db, embedder))
+    code_interpreter = code_interpreter_from_settings(settings, db, blob_store_from_settings(settings))
+    registry.register(code_interpreter)
     router = ProviderRouter.from_settings(settings)
     executor = Executor(db, settings, bus, router, registry, notifications)
     ingestion = IngestionWorker(
@@ -74,6 +77,7 @@ async def _run(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     finally:
         await ingestion.stop()
         await executor.aclose(grace_s=settings.worker_grace_s)
+        await code_interpreter.aclose()
         if isinstance(bus, DatabaseBus):
             await bus.aclose()
         if notifications is not None:

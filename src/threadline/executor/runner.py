@@ -154,7 +154,8 @@ class Runner:
                 await self.end(run.id, "incomplete", progress, incomplete_reason="max_prompt_tokens")
                 return
             model, upstream_model = self.router.resolve(run.model)
-            request = self._request(run, upstream_model, prompt.messages, completion_left)
+            tools = await self.registry.run_chat_tools(run)
+            request = self._request(run, upstream_model, prompt.messages, completion_left, tools)
             result = _Round(stream=AnnotatedStream(annotation_sources(steps)))
             await self._stream_round(run, model, request, progress, prompt.tokens, result)
             used_prompt += result.prompt_tokens
@@ -184,9 +185,13 @@ class Runner:
         return known
 
     def _request(
-        self, run: Run, upstream_model: str, messages: list[dict[str, Any]], max_completion_tokens: int | None
+        self,
+        run: Run,
+        upstream_model: str,
+        messages: list[dict[str, Any]],
+        max_completion_tokens: int | None,
+        tools: list[dict[str, Any]],
     ) -> ChatRequest:
-        tools = self.registry.chat_tools(run.tools)
         tool_choice = self.registry.chat_tool_choice(run.tool_choice)
         return ChatRequest(
             model=upstream_model,
@@ -293,7 +298,9 @@ class Runner:
             call = result.calls[delta.index] = _Call(id=delta.id or new_id("call"), name=delta.name or "")
             handler = self.registry.by_name(call.name)
             if handler is not None:
-                entry = {"index": delta.index, "id": call.id, "type": handler.type, handler.type: {}}
+                start = getattr(handler, "stream_start", None)
+                details = start() if start is not None else {}
+                entry = {"index": delta.index, "id": call.id, "type": handler.type, handler.type: details}
             else:
                 function = {"name": call.name, "arguments": "", "output": None}
                 entry = {"index": delta.index, "id": call.id, "type": "function", "function": function}
@@ -303,8 +310,17 @@ class Runner:
             fragment = {"index": delta.index, "type": "function", "function": {"name": delta.name}}
             self.publish(run.id, [StepDelta(result.tool_step_id, fragment)])
         if delta.arguments:
+            before = call.arguments
             call.arguments += delta.arguments
-            if self.registry.by_name(call.name) is None:
+            server_tool = self.registry.by_name(call.name)
+            # A server tool may stream its own view of the arguments (code_interpreter: the code).
+            stream = getattr(server_tool, "stream_arguments", None)
+            if server_tool is not None and stream is not None:
+                details = stream(before, call.arguments)
+                if details:
+                    fragment = {"index": delta.index, "type": server_tool.type, server_tool.type: details}
+                    self.publish(run.id, [StepDelta(result.tool_step_id, fragment)])
+            elif server_tool is None:
                 fragment = {
                     "index": delta.index,
                     "type": "function",
@@ -326,12 +342,22 @@ class Runner:
         # Usage belongs to the round's last step: the tool step when the model also called tools.
         usage = None if result.calls else usage_dict(result.prompt_tokens, result.completion_tokens)
         incomplete = result.finish_reason == "length"
+        extra: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+        if step_id is not None and self.registry.server_tools:
+            extra = await self.registry.finish_text(run, result.text)
 
         def close(uow: Any) -> list[RunEvent]:
             events: list[RunEvent] = []
             if step_id is not None:
                 events += transitions.finish_message(
-                    uow, step_id, run.id, result.text, usage, incomplete=incomplete
+                    uow,
+                    step_id,
+                    run.id,
+                    result.text,
+                    usage,
+                    incomplete=incomplete,
+                    extra_annotations=extra[0],
+                    extra_parts=extra[1],
                 )
             if end_status is not None:
                 events += transitions.end(
@@ -358,6 +384,9 @@ class Runner:
             handler = self.registry.by_name(call.name)
             if handler is not None:
                 outcome = await handler.call(run, call.arguments)
+                kind = handler.type
+                deltas = [{"index": index, "type": kind, kind: d} for d in outcome.deltas]
+                self.publish(run.id, [StepDelta(result.tool_step_id, d) for d in deltas])
                 entries.append({"id": call.id, "type": handler.type, handler.type: outcome.details})
                 continue
             function = {"name": call.name, "arguments": call.arguments}

@@ -24,6 +24,9 @@ class ToolResult:
     prompt is built from the stored steps anyway, possibly by another worker process."""
 
     details: dict[str, Any]
+    # Extra ``thread.run.step.delta`` fragments of the call's type-specific object, published after
+    # the call (code_interpreter's ``outputs``, each with its ``index``).
+    deltas: tuple[dict[str, Any], ...] = ()
 
 
 class ServerTool(Protocol):
@@ -58,7 +61,7 @@ class ToolRegistry:
 
     def chat_tools(self, tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The run's tools in chat-completions form. Function tools pass through; server tools with a
-        handler are exposed through it; others (code_interpreter: not supported) are left out."""
+        handler are exposed through it; others (no handler registered) are left out."""
         chat: list[dict[str, Any]] = []
         for tool in tools:
             if tool.get("type") == "function":
@@ -66,6 +69,32 @@ class ToolRegistry:
             elif (handler := self.server_tools.get(tool.get("type", ""))) is not None:
                 chat.append(handler.chat_tool(tool))
         return chat
+
+    async def run_chat_tools(self, run: Run) -> list[dict[str, Any]]:
+        """``chat_tools`` for one run: a server tool with ``prepare_chat_tool(run, tool)`` (an
+        awaitable) describes itself for the run (code_interpreter names the run's files)."""
+        chat: list[dict[str, Any]] = []
+        for tool in run.tools:
+            handler = self.server_tools.get(tool.get("type", ""))
+            prepare = getattr(handler, "prepare_chat_tool", None)
+            if prepare is not None:
+                chat.append(await prepare(run, tool))
+            else:
+                chat += self.chat_tools([tool])
+        return chat
+
+    async def finish_text(self, run: Run, text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Annotations and extra content parts that server tools add to a message of ``run`` with
+        final ``text`` (code_interpreter: file_path links and image_file parts)."""
+        annotations: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        for handler in self.server_tools.values():
+            finish = getattr(handler, "finish_text", None)
+            if finish is not None and any(t.get("type") == handler.type for t in run.tools):
+                more_annotations, more_parts = await finish(run, text)
+                annotations += more_annotations
+                parts += more_parts
+        return annotations, parts
 
     def chat_tool_choice(self, tool_choice: str | dict[str, Any]) -> str | dict[str, Any]:
         """The run's ``tool_choice`` in chat-completions form."""

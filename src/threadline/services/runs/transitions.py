@@ -118,9 +118,19 @@ def open_tool_step(uow: UnitOfWork, run: Run) -> tuple[RunStep, list[RunEvent]]:
 
 
 def finish_message(
-    uow: UnitOfWork, step_id: str, run_id: str, text: str, usage: dict[str, int] | None, *, incomplete: bool
+    uow: UnitOfWork,
+    step_id: str,
+    run_id: str,
+    text: str,
+    usage: dict[str, int] | None,
+    *,
+    incomplete: bool,
+    extra_annotations: list[dict[str, Any]] | None = None,
+    extra_parts: list[dict[str, Any]] | None = None,
 ) -> list[RunEvent]:
-    """Store the message's final text; complete it (or mark it incomplete: max_tokens) and its step."""
+    """Store the message's final text; complete it (or mark it incomplete: max_tokens) and its step.
+    Server tools may add annotations (code_interpreter's file_path) and content parts after the text
+    (its image_file figures; the text stays part 0, as streamed)."""
     step = uow.run_steps.get(run_id, step_id)
     if step is None or step.status != "in_progress":
         return []
@@ -132,6 +142,10 @@ def finish_message(
         if text:
             # file_citation annotations for the 【i†file】 markers the model quoted from file_search.
             message.content[0]["text"]["annotations"] = run_citations(uow, run_id, text)
+            if extra_annotations:
+                merged = message.content[0]["text"]["annotations"] + extra_annotations
+                message.content[0]["text"]["annotations"] = sorted(merged, key=lambda a: a["start_index"])
+        message.content += extra_parts or []
         if incomplete:
             message.status, message.incomplete_at = "incomplete", stamp
             message.incomplete_details = {"reason": "max_tokens"}
