@@ -112,6 +112,35 @@ def _prompt_words(body: dict[str, Any]) -> int:
     return max(count, 1)
 
 
+CODE_TOOL = "python"  # the function name Threadline offers the model for code_interpreter
+_CODE_BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def code_call(code: str, token_delay_s: float = 0.0) -> ToolCalls:
+    """A call of the code_interpreter tool with ``code``."""
+    return ToolCalls([Call(CODE_TOOL, orjson.dumps({"code": code}).decode())], token_delay_s=token_delay_s)
+
+
+def user_code(body: dict[str, Any]) -> Reply:
+    """A model driven by the user's text: the last user message's ```python blocks become one
+    code_interpreter call; after the tool answered, the reply is ``Output: <what the tool returned>``
+    (a text that says ``link NAME`` also gets a ``sandbox:/mnt/data/NAME`` link)."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        text = f"Output: {last.get('content')}"
+        link = re.search(r"link (\S+)", str(user.get("content") or ""))
+        if link:
+            text += f" Download [it](sandbox:/mnt/data/{link.group(1)})."
+        return Text(text)
+    content = last.get("content") if last.get("role") == "user" else None
+    blocks = _CODE_BLOCK.findall(content) if isinstance(content, str) else []
+    if not blocks:
+        return Text("No code to run.")
+    return code_call("\n".join(b.rstrip("\n") for b in blocks))
+
+
 def _error(message: str, type_: str = "invalid_request_error") -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": None}}
 
