@@ -203,7 +203,7 @@ class _Recorder(AssistantEventHandler):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Known gap (issue 13 open): the handler sees more than one code_interpreter tool call for one call",
+    reason="Known gap (issue 13 open): one call reaches the handler as several tool calls",
 )
 def test_streamed_input_and_output_deltas_reach_the_sdk_handlers(ci: OpenAI, fake: FakeModelServer) -> None:
     code = 'total = sum(range(10))\nprint(f"total={total}")'
@@ -295,7 +295,7 @@ def test_the_sandbox_has_no_network_no_server_data_no_environment(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="Known gap (issue 13 open): a fork bomb ends in BlockingIOError inside the code, not the time limit this test expects",
+    reason="Known gap (issue 13 open): a fork bomb ends in BlockingIOError, not the time limit",
 )
 def test_fork_bomb_and_memory_hog_fail_inside_while_the_server_stays_healthy(
     ci: OpenAI, ci_server: ServerProcess
