@@ -110,6 +110,64 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _code_interpreter_flags(p: argparse.ArgumentParser) -> None:
+    """The code_interpreter sandbox (docs/code-interpreter.md)."""
+    flags: list[tuple[str, type, str]] = [
+        (
+            "--code-interpreter-backend",
+            str,
+            "auto|bubblewrap|none|unsandboxed (dev only) (THREADLINE_CODE_INTERPRETER_BACKEND, default auto)",
+        ),
+        (
+            "--code-interpreter-python",
+            str,
+            "the sandbox's Python interpreter (THREADLINE_CODE_INTERPRETER_PYTHON, default the server's own)",
+        ),
+        (
+            "--code-interpreter-memory-mb",
+            int,
+            "address space of a session (THREADLINE_CODE_INTERPRETER_MEMORY_MB, default 1024)",
+        ),
+        (
+            "--code-interpreter-timeout-s",
+            float,
+            "wall seconds per code_interpreter call (THREADLINE_CODE_INTERPRETER_TIMEOUT_S, default 60)",
+        ),
+        (
+            "--code-interpreter-max-processes",
+            int,
+            "processes a session may run (THREADLINE_CODE_INTERPRETER_MAX_PROCESSES, default 64)",
+        ),
+        (
+            "--code-interpreter-max-file-mb",
+            int,
+            "largest file a session may write (THREADLINE_CODE_INTERPRETER_MAX_FILE_MB, default 100)",
+        ),
+        (
+            "--code-interpreter-cpu-s",
+            int,
+            "CPU seconds of a session (THREADLINE_CODE_INTERPRETER_CPU_S, default 3600)",
+        ),
+        (
+            "--code-interpreter-idle-s",
+            float,
+            "an idle session ends after this (THREADLINE_CODE_INTERPRETER_IDLE_S, default 3600)",
+        ),
+        (
+            "--code-interpreter-max-sessions",
+            int,
+            "live sessions per process (THREADLINE_CODE_INTERPRETER_MAX_SESSIONS, default 16)",
+        ),
+        (
+            "--code-interpreter-output-chars",
+            int,
+            "characters of output kept per call (THREADLINE_CODE_INTERPRETER_OUTPUT_CHARS, default 20000)",
+        ),
+    ]
+    for flag, kind, help_ in flags:
+        p.add_argument(flag, type=kind, help=help_)
+
+
 def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
     """Limits on hostile input and faults (docs/limits.md); ingestion ones wherever files are ingested."""
     if api:
@@ -186,12 +244,14 @@ def _parser() -> argparse.ArgumentParser:
     _model_flags(serve)
     _executor_flags(serve)
     _limits_flags(serve, api=True)
+    _code_interpreter_flags(serve)
 
     worker = sub.add_parser("worker", help="execute runs (and ingest files) only, no HTTP; stop with SIGTERM")
     _common_flags(worker)
     _model_flags(worker)
     _executor_flags(worker)
     _limits_flags(worker, api=False)
+    _code_interpreter_flags(worker)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_flags(migrate)

@@ -60,8 +60,11 @@ class EventBus(Protocol):
 
 def merged(held: MessageDelta, delta: MessageDelta) -> MessageDelta | None:
     """``held`` followed by ``delta`` as one delta, or None when they cannot be one (another message
-    or content part)."""
+    or content part, or either carries annotations: as OpenAI streams them, an annotated marker is a
+    delta of its own whose text is exactly the marker)."""
     if held.message_id != delta.message_id or held.index != delta.index:
+        return None
+    if held.annotations or delta.annotations:
         return None
     return dataclasses.replace(held, text=held.text + delta.text)
 
