@@ -14,6 +14,7 @@ from starlette.middleware import Middleware
 
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
+from threadline.api.operations import operation_routes
 from threadline.api.routes import v1_routes
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
@@ -58,10 +59,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.embedder = embedder
         app.state.tool_registry.register(FileSearchTool(db, embedder))
         router = ProviderRouter.from_settings(settings)
+        app.state.router = router
         executor: Executor | None = None
         if settings.executor:
             executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry, notifications)
         dispatcher = NotifyingDispatcher(db)
+        if executor is None:
+            dispatcher.watch_unclaimed(settings.unclaimed_run_warning_s)
         app.state.executor = executor
         app.state.run_dispatch = executor if executor is not None else dispatcher
         if notifications is not None:
@@ -100,7 +104,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             db.close()
 
     return Starlette(
-        routes=v1_routes(),
+        # /metrics on the API port unless turned off or moved to its own port (metrics_port).
+        routes=[
+            *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
+            *v1_routes(),
+        ],
         middleware=[Middleware(RequestContextMiddleware, api_keys=settings.api_keys)],
         exception_handlers={
             ThreadlineError: threadline_error_handler,
