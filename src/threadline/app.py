@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
+from threadline.api.operations import operation_routes
 from threadline.api.routes import v1_routes
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
@@ -65,10 +66,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         code_interpreter = code_interpreter_from_settings(settings, db, blob_store_from_settings(settings))
         app.state.tool_registry.register(code_interpreter)
         router = ProviderRouter.from_settings(settings)
+        app.state.router = router
         executor: Executor | None = None
         if settings.executor:
             executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry, notifications)
         dispatcher = NotifyingDispatcher(db)
+        if executor is None:
+            dispatcher.watch_unclaimed(settings.unclaimed_run_warning_s)
         app.state.executor = executor
         app.state.run_dispatch = executor if executor is not None else dispatcher
         if notifications is not None:
@@ -112,7 +116,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     # Deletes can free space on a full disk (storage/disk.py); written at start-up.
     disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)
     return Starlette(
-        routes=v1_routes(),
+        # /metrics on the API port unless turned off or moved to its own port (metrics_port).
+        routes=[
+            *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
+            *v1_routes(),
+        ],
         middleware=[
             Middleware(RequestContextMiddleware, api_keys=settings.api_keys, disk_reserve=disk_reserve)
         ],

@@ -30,7 +30,12 @@ SETTINGS_JSON_ENV = "THREADLINE_SETTINGS_JSON"
 def _common_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="data directory (THREADLINE_DATA_DIR)")
     p.add_argument("--database-url", help="sqlite:///... or postgresql://... (THREADLINE_DATABASE_URL)")
-    p.add_argument("--log-level", help="debug|info|warning|error (THREADLINE_LOG_LEVEL)")
+    p.add_argument(
+        "--log-level",
+        help="debug|info|warning|error; debug also prints tracebacks of start-up errors "
+        "(THREADLINE_LOG_LEVEL)",
+    )
+    p.add_argument("--log-format", choices=["text", "json"], help="log lines (THREADLINE_LOG_FORMAT)")
     p.add_argument(
         "--db-pool-size",
         type=int,
@@ -216,8 +221,31 @@ def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
     )
 
 
+def _metrics_flags(p: argparse.ArgumentParser, *, serve: bool) -> None:
+    if serve:
+        p.add_argument(
+            "--metrics",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Prometheus metrics at GET /metrics (THREADLINE_METRICS, default true)",
+        )
+        p.add_argument(
+            "--unclaimed-run-warning-s",
+            type=float,
+            help="with --no-executor, warn about runs queued this long (THREADLINE_UNCLAIMED_RUN_WARNING_S, "
+            "default 30)",
+        )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve metrics on this port instead of /metrics on the API port; the only way a worker "
+        "shows them (THREADLINE_METRICS_PORT, default 0: off for worker)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API server")
+    parser.add_argument("--version", action="version", version=f"threadline {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve the API under /v1 (applies migrations first)")
@@ -245,6 +273,7 @@ def _parser() -> argparse.ArgumentParser:
     _executor_flags(serve)
     _limits_flags(serve, api=True)
     _code_interpreter_flags(serve)
+    _metrics_flags(serve, serve=True)
 
     worker = sub.add_parser("worker", help="execute runs (and ingest files) only, no HTTP; stop with SIGTERM")
     _common_flags(worker)
@@ -252,6 +281,7 @@ def _parser() -> argparse.ArgumentParser:
     _executor_flags(worker)
     _limits_flags(worker, api=False)
     _code_interpreter_flags(worker)
+    _metrics_flags(worker, serve=False)
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_flags(migrate)
@@ -265,10 +295,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return settings_from_env(**overrides)
 
 
+def _version() -> str:
+    from threadline.startup import threadline_version
+
+    return threadline_version()
+
+
 def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from threadline.observability.logs import configure
+
+    configure(settings.log_level, settings.log_format)
 
 
 def api_process_app() -> Starlette:
@@ -287,26 +323,35 @@ def api_process_app() -> Starlette:
 
 
 def serve(settings: Settings) -> None:
+    import tempfile
+
     import uvicorn
 
-    from threadline.app import create_app
+    from threadline.observability import metrics
+    from threadline.observability.logs import uvicorn_log_config
+    from threadline.startup import check, log_summary
 
+    # Migrations, the models file and embeddings are checked before uvicorn starts, so a bad setting
+    # is one line from main() instead of a traceback from inside the server's lifespan.
+    log_summary(settings, check(settings))
     options: dict[str, object] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        "log_config": uvicorn_log_config(),
         "access_log": False,
         "lifespan": "on",
     }
+    if settings.workers > 1 and settings.metrics and not os.environ.get(metrics.MULTIPROC_ENV):
+        # Each API process writes its numbers to files here and any of them sums them all.
+        os.environ[metrics.MULTIPROC_ENV] = tempfile.mkdtemp(prefix="threadline-metrics-")
+    if settings.metrics and settings.metrics_port:
+        metrics.serve_on_port(settings.host, settings.metrics_port)
     if settings.workers <= 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        from threadline.app import create_app
+
+        uvicorn.run(create_app(settings, migrate=False), **options)  # type: ignore[arg-type]
         return
-    if not settings.database_url.startswith("postgres"):
-        log.warning(
-            "serve --workers %d on SQLite: the processes share one writer; use PostgreSQL to scale out",
-            settings.workers,
-        )
-    migrate(settings)
     os.environ[SETTINGS_JSON_ENV] = settings_to_json(settings)
     uvicorn.run(
         f"{__name__}:{api_process_app.__name__}",
@@ -328,20 +373,42 @@ def migrate(settings: Settings) -> None:
     print(f"migrated {settings.effective_database_url.split('@')[-1]}", flush=True)
 
 
+def _one_line(exc: BaseException) -> str:
+    from threadline.domain.errors import ThreadlineError
+
+    text = exc.message if isinstance(exc, ThreadlineError) else str(exc)
+    if not isinstance(exc, ThreadlineError | ValueError):  # say what failed when it is not ours
+        text = f"{type(exc).__name__}: {text}"
+    return " ".join(text.split()) or type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    settings = _settings(args)
-    _configure_logging(settings)
-    if args.command == "serve":
-        serve(settings)
-    elif args.command == "worker":
-        from threadline.executor.worker import run_worker
+    try:
+        settings = _settings(args)
+        _configure_logging(settings)
+    except ValueError as exc:
+        sys.exit(f"threadline: error: {_one_line(exc)}")
+    try:
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "worker":
+            from threadline.executor.worker import run_worker
+            from threadline.observability import metrics
 
-        run_worker(settings)
-    elif args.command == "migrate":
-        migrate(settings)
-    else:  # pragma: no cover - argparse rejects unknown commands
-        sys.exit(2)
+            if settings.metrics and settings.metrics_port:
+                metrics.serve_on_port(settings.host, settings.metrics_port)
+            run_worker(settings)
+        elif args.command == "migrate":
+            migrate(settings)
+        else:  # pragma: no cover - argparse rejects unknown commands
+            sys.exit(2)
+    except Exception as exc:
+        # A start-up error (bad models file, missing driver, unreachable database ...): one line an
+        # operator can act on; the traceback only when asked for.
+        if settings.log_level.lower() == "debug":
+            raise
+        sys.exit(f"threadline: error: {_one_line(exc)}")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,14 @@ class Settings:
     code_interpreter_idle_s: float = 3600.0
     code_interpreter_max_sessions: int = 16
     code_interpreter_output_chars: int = 20_000
+    # text | json (one JSON object per line); see observability/logs.py.
+    log_format: str = "text"
+    # Prometheus metrics: on by default at GET /metrics on the API port; metrics_port > 0 serves them
+    # on their own port instead (the only way `threadline worker`, which has no HTTP API, shows them).
+    metrics: bool = True
+    metrics_port: int = 0
+    # serve --no-executor warns about runs queued this long that no worker claimed.
+    unclaimed_run_warning_s: float = 30.0
 
     @property
     def effective_database_url(self) -> str:

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids, bearer auth, last-resort 500."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids, bearer auth, last-resort 500,
+and per request one access-log line and the HTTP metrics."""
 
 from __future__ import annotations
 
@@ -6,15 +7,32 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 
 import orjson
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline.api.errors import error_body, internal_error
 from threadline.domain.errors import AuthenticationFailed, DiskFull, ThreadlineError
+from threadline.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from threadline.storage.disk import DiskReserve, is_disk_full
 
 log = logging.getLogger("threadline.api")
+access_log = logging.getLogger("threadline.access")
+
+# Answered without a key: a load balancer or Prometheus holds none, and they carry no user data.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (``/v1/threads/{thread_id}``), bounded for metric labels;
+    ``unmatched`` for a path no route serves."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None or isinstance(route, Mount):
+        return "unmatched"
+    return f"{scope.get('root_path', '')}{path}"
 
 
 class RequestContextMiddleware:
@@ -30,55 +48,70 @@ class RequestContextMiddleware:
         self.api_keys = tuple(key.encode() for key in api_keys)
         self.disk_reserve = disk_reserve
 
-    def _authorised(self, scope: Scope) -> bool:
-        if not self.api_keys:
-            return True
+    def _key_name(self, scope: Scope) -> str | None:
+        """Who is calling, for the access log (never the key itself): ``key-<n>``, the key's position
+        in THREADLINE_API_KEYS; ``open`` when any key is accepted or the path needs none; None when
+        the key is wrong."""
+        if not self.api_keys or scope["path"] in OPEN_PATHS:
+            return "open"
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, key = value.partition(b" ")
                 key = key.strip()
-                return scheme.lower() == b"bearer" and any(hmac.compare_digest(key, k) for k in self.api_keys)
-        return False
+                if scheme.lower() != b"bearer":
+                    return None
+                for position, known in enumerate(self.api_keys, start=1):
+                    if hmac.compare_digest(key, known):
+                        return f"key-{position}"
+                return None
+        return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0 = time.perf_counter()
         request_id = b"req_" + secrets.token_hex(16).encode()
         started = False
+        status = 500
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
-        if not self._authorised(scope):
-            await _send_error(
-                send_with_id,
-                AuthenticationFailed(
-                    "Incorrect API key provided. You can find your API key in THREADLINE_API_KEYS."
-                ),
-            )
-            return
-        # Routing rewrites the scope in place (root_path); a DELETE may be retried (``_disk_full``),
-        # so it runs on a copy and the retry on the untouched original.
-        deleting = scope.get("method") == "DELETE"
-        first_scope = dict(scope) if deleting else scope
+        key_name = self._key_name(scope)
         try:
-            await self.app(first_scope, receive, send_with_id)
-            if deleting and self.disk_reserve is not None and not self.disk_reserve.held:
-                # Hold the reserve again once deletes have made room (see ``_disk_full``).
-                await asyncio.to_thread(self.disk_reserve.ensure, only_with_room=True)
-        except Exception as exc:
-            if started:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            elif is_disk_full(exc):
-                await self._disk_full(scope, send_with_id)
-            else:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-                await _send_error(send_with_id, internal_error())
+            if key_name is None:
+                await _send_error(
+                    send_with_id,
+                    AuthenticationFailed(
+                        "Incorrect API key provided. You can find your API key in THREADLINE_API_KEYS."
+                    ),
+                )
+                return
+            # Routing rewrites the scope in place (root_path); a DELETE may be retried (``_disk_full``),
+            # so it runs on a copy and the retry on the untouched original.
+            deleting = scope.get("method") == "DELETE"
+            first_scope = dict(scope) if deleting else scope
+            try:
+                await self.app(first_scope, receive, send_with_id)
+                if deleting and self.disk_reserve is not None and not self.disk_reserve.held:
+                    # Hold the reserve again once deletes have made room (see ``_disk_full``).
+                    await asyncio.to_thread(self.disk_reserve.ensure, only_with_room=True)
+            except Exception as exc:
+                if started:
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                elif is_disk_full(exc):
+                    await self._disk_full(scope, send_with_id)
+                else:
+                    log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+                    await _send_error(send_with_id, internal_error())
+        finally:
+            _record(scope, status, time.perf_counter() - t0, request_id.decode(), key_name or "invalid")
 
     async def _disk_full(self, scope: Scope, send: Send) -> None:
         reserve = self.disk_reserve
@@ -116,3 +149,33 @@ async def _send_error(send: Send, error: ThreadlineError) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _record(scope: Scope, status: int, duration_s: float, request_id: str, key_name: str) -> None:
+    method: str = scope["method"]
+    path: str = scope["path"]
+    route = route_template(scope)
+    HTTP_REQUESTS.labels(route, method, str(status)).inc()
+    HTTP_LATENCY.labels(route, method).observe(duration_s)
+    if access_log.isEnabledFor(logging.INFO):
+        duration_ms = round(duration_s * 1000, 1)
+        access_log.info(
+            "%s %s %d %.1fms %s %s",
+            method,
+            path,
+            status,
+            duration_ms,
+            request_id,
+            key_name,
+            extra={
+                "fields": {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "duration_ms": duration_ms,
+                    "key": key_name,
+                }
+            },
+        )

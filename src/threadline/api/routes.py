@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import Receive, Scope, Send
 
-from threadline.api import assistants, files, messages, run_steps, runs, threads, vector_stores
+from threadline.api import assistants, files, messages, models, run_steps, runs, threads, vector_stores
 
 
 def v1_routes() -> list[BaseRoute]:
@@ -20,6 +20,7 @@ def v1_routes() -> list[BaseRoute]:
         *assistants.routes,
         *files.routes,
         *vector_stores.routes,
+        *models.routes,
     ]
     return [Mount("/v1", app=ShapeIndexedRouter(routes))]
 

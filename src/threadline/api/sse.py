@@ -26,6 +26,7 @@ from threadline.domain.events import (
     ThreadCreated,
 )
 from threadline.executor.bus import Subscription
+from threadline.observability.metrics import ACTIVE_STREAMS
 from threadline.schemas.messages import message_to_wire
 from threadline.schemas.run_steps import message_delta_to_wire, step_delta_to_wire, step_to_wire
 from threadline.schemas.runs import run_to_wire
@@ -70,6 +71,7 @@ def encode(event: RunEvent) -> bytes:
 
 
 async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncIterator[bytes]:
+    ACTIVE_STREAMS.inc()
     try:
         for event in prelude:
             yield encode(event)
@@ -79,6 +81,7 @@ async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncI
             yield encode(event)
         yield DONE
     finally:
+        ACTIVE_STREAMS.dec()
         subscription.close()
 
 

@@ -118,6 +118,13 @@ class RouteNotFound(NotFound):
     pass
 
 
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model '{model}' does not exist or you do not have access to it.")
+
+
 class MethodNotAllowed(ThreadlineError):
     status = 405
 
@@ -188,3 +195,10 @@ class InvalidFile(InvalidRequest):
     """A supported type whose content is broken: a corrupt PDF/docx, text that is not UTF-8/UTF-16."""
 
     code = "invalid_file"
+
+
+# --- start-up: configurations the server refuses to start with ------------------------------
+class StartupError(ThreadlineError):
+    """A setting the server cannot start with; the CLI prints the message as one line and exits 1."""
+
+    status = 500

@@ -8,8 +8,10 @@ a NOTIFY on PostgreSQL; on SQLite the workers' polling finds the run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from threadline.storage.database import Database
@@ -61,6 +63,32 @@ class NotifyingDispatcher:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.background = BackgroundTasks()
+        self._watch: asyncio.Task[None] | None = None
+        self._warned: set[str] = set()
+
+    def watch_unclaimed(self, after_s: float) -> None:
+        """Warn (once per run) about runs queued for ``after_s`` that no worker claimed: with
+        ``serve --no-executor`` that means no ``threadline worker`` is running."""
+        self._watch = asyncio.create_task(self._watch_forever(after_s), name="threadline-unclaimed-runs")
+
+    async def _watch_forever(self, after_s: float) -> None:
+        while True:
+            await asyncio.sleep(min(10.0, after_s / 3))
+            try:
+                ids = await self.db.transaction(_queued_before(int(time.time() - after_s)))
+            except Exception:  # a database hiccup: try again next time
+                log.debug("checking for unclaimed runs failed", exc_info=True)
+                continue
+            fresh = [run_id for run_id in ids if run_id not in self._warned]
+            if fresh:
+                log.warning(
+                    "%d run(s) queued for over %g s and no worker has claimed them (e.g. %s): this server "
+                    "runs with --no-executor; start `threadline worker` on the same database",
+                    len(fresh),
+                    after_s,
+                    fresh[0],
+                )
+            self._warned = set(ids)
 
     def submit(self, run_id: str) -> None:
         self.background.spawn(announce(self.db, RUNS_CHANNEL, f"queued:{run_id}"), f"notify-{run_id}")
@@ -71,4 +99,13 @@ class NotifyingDispatcher:
             self.background.spawn(announce(self.db, RUNS_CHANNEL, f"cancel:{run_id}"), f"notify-{run_id}")
 
     async def aclose(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         await self.background.aclose()
+
+
+def _queued_before(cutoff: int) -> Callable[[Any], list[str]]:
+    """The ids of (up to 20) runs queued before ``cutoff`` (epoch seconds)."""
+    return lambda uow: list(uow.runs.queued_since(cutoff, 20))

@@ -26,6 +26,7 @@ from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
 from threadline.executor.bus import EventBus
 from threadline.executor.prompt import build_prompt, image_file_ids, image_media_type
+from threadline.executor.run_log import RunLog
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
 from threadline.llm.types import ChatModel, ChatRequest, Finish, TextDelta, ToolCallDelta
@@ -99,9 +100,11 @@ class Runner:
     ) -> None:
         self.db, self.bus, self.router, self.registry, self.blobs = db, bus, router, registry, blobs
         self.checkpoint_s = checkpoint_s
+        self.run_log = RunLog()
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         if events:
+            self.run_log.observe(run_id, events)
             self.bus.publish(run_id, events)
 
     async def execute(self, start: RunStart, progress: RunProgress) -> None:

@@ -176,6 +176,7 @@ class Executor:
 
     def _launch(self, start: RunStart) -> None:
         run_id = start.run.id
+        self.runner.run_log.started(start.run, self.runner.router.provider_for(start.run.model))
         self.runner.publish(run_id, start.events)
         self._progress[run_id] = RunProgress()
         self._tasks[run_id] = asyncio.create_task(self._run(start), name=f"run-{run_id}")
@@ -215,6 +216,7 @@ class Executor:
             self._tasks.pop(run_id, None)
         self._progress.pop(run_id, None)
         self._interrupts.pop(run_id, None)
+        self.runner.run_log.forget(run_id)
         if self._saturated:  # a slot is free again: claim without waiting for the next poll
             self._wake.set()
 

@@ -19,6 +19,7 @@ import openai
 
 from threadline.config import Settings
 from threadline.domain.errors import UpstreamError
+from threadline.observability.metrics import UPSTREAM_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -120,36 +121,49 @@ class FaultTranslator:
         return UpstreamError(message, code=code, retryable=retryable)
 
     def translate(self, err: BaseException) -> UpstreamError:
+        kind, fault = self._classify(err)
+        UPSTREAM_ERRORS.labels(kind).inc()
+        return fault
+
+    def _classify(self, err: BaseException) -> tuple[str, UpstreamError]:
         """Classify an exception raised by the SDK (or by decoding its stream). Retryable: connection
         failures, timeouts, 429 and 5xx. Everything else is final."""
         host = self.host
         if isinstance(err, openai.RateLimitError):
-            return self.error(
+            return "rate_limited", self.error(
                 f"Model provider {host} rate-limited the request (HTTP 429): {status_detail(err)}",
                 code="rate_limit_exceeded",
                 retryable=True,
             )
         if isinstance(err, openai.APIStatusError):
-            return self.error(
+            kind = f"http_{err.status_code // 100}xx"
+            return kind, self.error(
                 f"Model provider {host} returned HTTP {err.status_code}: {status_detail(err)}",
                 retryable=err.status_code >= 500,
             )
         if isinstance(err, openai.APITimeoutError):
-            return self.error(
+            return "timeout", self.error(
                 f"Model provider {host} did not respond within {self._timeout_s:g} s", retryable=True
             )
         if isinstance(err, openai.APIConnectionError):
             cause = err.__cause__
             reason = (str(cause) or type(cause).__name__) if cause is not None else err.message
-            return self.error(f"Connection to model provider {host} failed: {reason}", retryable=True)
+            return "connection", self.error(
+                f"Connection to model provider {host} failed: {reason}", retryable=True
+            )
         if isinstance(err, openai.APIError):
             # An ``{"error": ...}`` object inside an otherwise healthy stream (vLLM does this).
-            return self.error(f"Model provider {host} reported an error mid-stream: {err.message}")
+            return "stream_error", self.error(
+                f"Model provider {host} reported an error mid-stream: {err.message}"
+            )
         if isinstance(err, ValueError):  # undecodable JSON or a chunk of the wrong shape
-            return self.error(f"Model provider {host} sent a malformed response: {_clip(str(err))}")
-        return self.error(f"Model provider {host} failed: {type(err).__name__}: {_clip(str(err))}")
+            return "malformed", self.error(
+                f"Model provider {host} sent a malformed response: {_clip(str(err))}"
+            )
+        return "other", self.error(f"Model provider {host} failed: {type(err).__name__}: {_clip(str(err))}")
 
     def truncated(self) -> UpstreamError:
+        UPSTREAM_ERRORS.labels("truncated").inc()
         # Retryable like a connection reset: a proxy or crashed worker ending the body early is the
         # same fault one layer up, and nothing has been handed to the caller yet when we retry it.
         return self.error(

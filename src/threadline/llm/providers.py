@@ -22,7 +22,9 @@ Resolution order: an exact ``name``, then the longest matching ``prefix``, then 
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +38,13 @@ from threadline.domain.errors import NoProviderForModel
 from threadline.llm.client import OpenAICompatibleModel, open_client
 from threadline.llm.faults import RetryPolicy
 from threadline.llm.types import ChatModel
+from threadline.observability.metrics import UPSTREAM_ERRORS
+
+log = logging.getLogger(__name__)
+
+# GET /v1/models asks the default upstream for its list at most this often.
+UPSTREAM_MODELS_TTL_S = 60.0
+UPSTREAM_MODELS_TIMEOUT_S = 5.0
 
 _PROVIDER_KEYS = frozenset({"base_url", "api_key", "api_key_env"})
 _MODEL_KEYS = frozenset({"name", "prefix", "provider", "upstream_model"})
@@ -66,6 +75,17 @@ class ModelRoute:
 class ModelsFile:
     providers: dict[str, ProviderConfig]
     routes: list[ModelRoute]
+    # When the file was last modified: the ``created`` of the models it names.
+    modified_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModel:
+    """One entry of GET /v1/models."""
+
+    id: str
+    created: int
+    owned_by: str
 
 
 def load_models_file(path: Path, env: Mapping[str, str] | None = None) -> ModelsFile:
@@ -77,9 +97,10 @@ def load_models_file(path: Path, env: Mapping[str, str] | None = None) -> Models
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise ModelsFileInvalid(f"models file {path}: {err}") from err
     try:
-        return _parse(data, env)
+        parsed = _parse(data, env)
     except ModelsFileInvalid as err:
         raise ModelsFileInvalid(f"models file {path}: {err}") from None
+    return ModelsFile(parsed.providers, parsed.routes, int(path.stat().st_mtime))
 
 
 def _parse(data: dict[str, Any], env: Mapping[str, str]) -> ModelsFile:
@@ -168,6 +189,8 @@ class ProviderRouter:
         routes: list[ModelRoute],
         default: OpenAICompatibleModel | None,
         clients: list[openai.AsyncOpenAI],
+        default_client: openai.AsyncOpenAI | None = None,
+        routes_modified_at: int = 0,
     ) -> None:
         self._models = dict(models)
         self._exact = {r.name: r for r in routes if r.name is not None}
@@ -177,6 +200,10 @@ class ProviderRouter:
         )
         self._default = default
         self._clients = clients
+        self._default_client = default_client
+        self._routes_modified_at = routes_modified_at
+        self._upstream_models: list[ListedModel] = []
+        self._upstream_models_at = -UPSTREAM_MODELS_TTL_S
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ProviderRouter:
@@ -196,12 +223,58 @@ class ProviderRouter:
             )
 
         default: OpenAICompatibleModel | None = None
+        default_client: openai.AsyncOpenAI | None = None
         if settings.upstream_base_url:
             if not settings.upstream_base_url.startswith(("http://", "https://")):
                 raise ValueError("THREADLINE_UPSTREAM_BASE_URL must start with http:// or https://")
             default = build(ProviderConfig("default", settings.upstream_base_url, settings.upstream_api_key))
+            default_client = clients[-1]
         models = {name: build(config) for name, config in parsed.providers.items()}
-        return cls(models, parsed.routes, default, clients)
+        return cls(models, parsed.routes, default, clients, default_client, parsed.modified_at)
+
+    @property
+    def provider_names(self) -> list[str]:
+        """Every configured provider: ``default`` (the upstream base URL) and the models file's."""
+        return (["default"] if self._default is not None else []) + sorted(self._models)
+
+    def provider_for(self, model: str) -> str:
+        """The name of the provider that serves ``model`` (``none`` when nothing does)."""
+        route = self._exact.get(model)
+        if route is None:
+            route = next((r for r in self._prefixes if model.startswith(r.prefix or "")), None)
+        if route is not None:
+            return route.provider
+        return "default" if self._default is not None else "none"
+
+    async def list_models(self) -> list[ListedModel]:
+        """The models file's named models (owned by their provider), then what the default upstream
+        lists (cached for a minute). An unreachable upstream leaves its part out, never fails."""
+        named = [
+            ListedModel(r.name, self._routes_modified_at, r.provider) for r in self._exact.values() if r.name
+        ]
+        seen = {m.id for m in named}
+        return named + [m for m in await self._listed_upstream() if m.id not in seen]
+
+    async def _listed_upstream(self) -> list[ListedModel]:
+        if self._default_client is None:
+            return []
+        now = time.monotonic()
+        if now - self._upstream_models_at < UPSTREAM_MODELS_TTL_S:
+            return self._upstream_models
+        self._upstream_models_at = now
+        try:
+            page = await self._default_client.with_options(
+                timeout=UPSTREAM_MODELS_TIMEOUT_S, max_retries=0
+            ).models.list()
+            self._upstream_models = [
+                ListedModel(m.id, int(m.created or 0), m.owned_by or "default") for m in page.data
+            ]
+        except Exception as err:  # any failure: the list is only advisory
+            log.warning(
+                "listing the upstream's models failed (%s); /v1/models shows the models file only", err
+            )
+            self._upstream_models = []
+        return self._upstream_models
 
     def resolve(self, model: str) -> tuple[ChatModel, str]:
         """``(chat model, upstream model name)`` for an assistant's ``model``; raises
@@ -213,6 +286,7 @@ class ProviderRouter:
             return self._models[route.provider], route.upstream_model or model
         if self._default is not None:
             return self._default, model
+        UPSTREAM_ERRORS.labels("no_provider").inc()
         raise NoProviderForModel(model)
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -13,6 +14,8 @@ from threadline.blobs import BlobNotFound, BlobStore
 from threadline.domain.errors import InvalidFile, ThreadlineError, UnsupportedFile, UpstreamError
 from threadline.domain.files import VectorStoreFile
 from threadline.llm.types import EmbeddingModel
+from threadline.observability.logs import fields
+from threadline.observability.metrics import INGESTION_FAILURES, INGESTION_FILES
 from threadline.retrieval import chunk_text, extract_text
 from threadline.retrieval.vectors import pack
 from threadline.storage.chunks import NewChunk
@@ -34,6 +37,10 @@ class Extractor(Protocol):
     ) -> tuple[int, list[tuple[int, str, int]]]: ...
 
 
+def queue_depth(uow: UnitOfWork) -> int:
+    return uow.chunks.queue_depth()
+
+
 def claim(
     uow: UnitOfWork, now_s: float, limit: int, max_attempts: int | None = None
 ) -> list[VectorStoreFile]:
@@ -48,19 +55,39 @@ async def index_file(
     extractor: Extractor | None = None,
 ) -> None:
     """With ``extractor`` None the file is parsed on a thread of this process (tests, benchmarks)."""
+    started = time.monotonic()
     try:
-        await _index(db, blobs, embedder, job, extractor)
+        chunks = await _index(db, blobs, embedder, job, extractor)
     except (UnsupportedFile, InvalidFile) as exc:
-        await _fail(db, job, exc.code or "invalid_file", exc.message)
+        await _fail(db, job, exc.code or "invalid_file", exc.message, started)
     except UpstreamError as exc:
-        await _fail(db, job, "server_error", f"Embedding the file failed: {exc.message}")
+        await _fail(db, job, "server_error", f"Embedding the file failed: {exc.message}", started)
     except ThreadlineError as exc:
-        await _fail(db, job, "server_error", exc.message)
+        await _fail(db, job, "server_error", exc.message, started)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("indexing %s into %s failed", job.id, job.vector_store_id)
-        await _fail(db, job, "server_error", "An internal error occurred while processing the file.")
+        message = "An internal error occurred while processing the file."
+        await _fail(db, job, "server_error", message, started)
+    else:
+        if chunks is not None:
+            duration_ms = round((time.monotonic() - started) * 1000, 1)
+            INGESTION_FILES.labels("completed").inc()
+            log.info(
+                "ingested %s into %s: %d chunks in %.1fms",
+                job.id,
+                job.vector_store_id,
+                chunks,
+                duration_ms,
+                extra=fields(
+                    file_id=job.id,
+                    vector_store_id=job.vector_store_id,
+                    status="completed",
+                    chunks=chunks,
+                    duration_ms=duration_ms,
+                ),
+            )
 
 
 async def _index(
@@ -69,10 +96,11 @@ async def _index(
     embedder: EmbeddingModel | None,
     job: VectorStoreFile,
     extractor: Extractor | None,
-) -> None:
+) -> int | None:
+    """The number of chunks stored, or None when the file left the store meanwhile."""
     names = await db.transaction(lambda uow: uow.files.filenames({job.id}))
     if job.id not in names:
-        return  # the File was deleted meanwhile; it already left the store
+        return None  # the File was deleted meanwhile; it already left the store
     static = job.chunking_strategy["static"]
     size, overlap = static["max_chunk_size_tokens"], static["chunk_overlap_tokens"]
     try:
@@ -97,6 +125,8 @@ async def _index(
     )
     if not done:
         log.info("%s in %s was cancelled or removed while indexing", job.id, job.vector_store_id)
+        return None
+    return len(rows)
 
 
 def _extract_and_chunk(
@@ -109,8 +139,26 @@ def _extract_and_chunk(
     ]
 
 
-async def _fail(db: Database, job: VectorStoreFile, code: str, message: str) -> None:
+async def _fail(db: Database, job: VectorStoreFile, code: str, message: str, started: float) -> None:
     await db.transaction(lambda uow: uow.chunks.fail(job.vector_store_id, job.id, code, message))
+    duration_ms = round((time.monotonic() - started) * 1000, 1)
+    INGESTION_FILES.labels("failed").inc()
+    INGESTION_FAILURES.labels(code).inc()
+    log.warning(
+        "ingesting %s into %s failed in %.1fms: %s: %s",
+        job.id,
+        job.vector_store_id,
+        duration_ms,
+        code,
+        message,
+        extra=fields(
+            file_id=job.id,
+            vector_store_id=job.vector_store_id,
+            status="failed",
+            duration_ms=duration_ms,
+            last_error={"code": code, "message": message},
+        ),
+    )
 
 
 async def renew(db: Database, job: VectorStoreFile, until_s: float) -> None:

@@ -129,6 +129,11 @@ class ChunkRepository:
         return "".join(parts)
 
     # --- ingestion queue ---------------------------------------------------------------------------
+    def queue_depth(self) -> int:
+        """Files waiting for or in indexing (the ingestion metric)."""
+        query = sa.select(sa.func.count()).select_from(vsf).where(vsf.c.status == "in_progress")
+        return int(self.conn.execute(query).scalar_one())
+
     def claim(
         self, now_s: float, lease_s: float, limit: int, max_attempts: int | None = None
     ) -> list[VectorStoreFile]:

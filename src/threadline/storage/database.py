@@ -21,7 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from threadline.config import Settings
-from threadline.domain.errors import InvalidRequest
+from threadline.domain.errors import InvalidRequest, StartupError
+from threadline.observability.metrics import DB_POOL_IN_USE
 from threadline.storage.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -52,8 +53,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.enable_load_extension(False)
 
 
+def _count_pool_use(engine: Engine) -> None:
+    event.listen(engine, "checkout", lambda *_: DB_POOL_IN_USE.inc())
+    event.listen(engine, "checkin", lambda *_: DB_POOL_IN_USE.dec())
+
+
+def require_postgres_driver() -> None:
+    """psycopg is the ``postgres`` extra: without it, say so in one line instead of a traceback."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise StartupError(
+            "a PostgreSQL database URL needs the psycopg driver, which is not installed: "
+            "pip install 'threadline[postgres]'"
+        ) from None
+
+
 def create_engine(settings: Settings) -> Engine:
     url = sa.make_url(settings.effective_database_url)
+    engine = _create_engine(settings, url)
+    _count_pool_use(engine)
+    return engine
+
+
+def _create_engine(settings: Settings, url: sa.URL) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +94,8 @@ def create_engine(settings: Settings) -> Engine:
         return engine
     if url.drivername in {"postgresql", "postgres"}:
         url = url.set(drivername="postgresql+psycopg")
+    if url.get_backend_name() == "postgresql":
+        require_postgres_driver()
     return sa.create_engine(
         url,
         json_serializer=_json_dumps,

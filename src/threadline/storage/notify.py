@@ -15,13 +15,14 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import psycopg
 import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:  # database -> uow -> run_events -> notify: a runtime import would be circular
     from threadline.storage.database import Database
+
+# psycopg is imported only when a LISTEN connection opens: it is the ``postgres`` extra, and every
+# process imports this module (run events call ``send``), SQLite ones included.
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ class Notifications:
             self._task = None
 
     async def _listen_forever(self) -> None:
+        import psycopg
+
         first = True
         while True:
             try:
@@ -86,6 +89,9 @@ class Notifications:
             await asyncio.sleep(RECONNECT_DELAY_S)
 
     async def _listen(self, *, reconnected: bool) -> None:
+        import psycopg
+        from psycopg import sql
+
         async with await psycopg.AsyncConnection.connect(self._dsn, autocommit=True) as conn:
             for channel in self._callbacks:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

@@ -114,6 +114,16 @@ class RunRepository:
         row = self.conn.execute(_BY_ID, {"b_run_id": run_id}).first()
         return None if row is None else _run(row)
 
+    def queued_since(self, created_before: int, limit: int) -> builtins.list[str]:
+        """Runs still queued that were created before ``created_before`` (oldest first)."""
+        query = (
+            sa.select(r.c.id)
+            .where(r.c.status == "queued", r.c.created_at < created_before)
+            .order_by(r.c.id)
+            .limit(limit)
+        )
+        return list(self.conn.execute(query).scalars())
+
     def claimable_ids(self, limit: int) -> builtins.list[str]:
         """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
         query = (

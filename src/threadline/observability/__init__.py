@@ -1,0 +1,1 @@
+"""Logging and metrics infrastructure shared by every layer: it imports nothing else of Threadline."""
