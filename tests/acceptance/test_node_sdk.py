@@ -56,11 +56,7 @@ def _conversation_reply(body: dict[str, Any]) -> Reply:
     return Text("Hello from Threadline")
 
 
-# v4's stream helpers lose the file_citation annotations of a file_search run (known, issue 11 open).
-V4_ANNOTATIONS = pytest.mark.xfail(strict=True, reason="openai-node v4: file_search annotations missing")
-
-
-@pytest.mark.parametrize("major", [pytest.param(4, marks=V4_ANNOTATIONS), 7])
+@pytest.mark.parametrize("major", sorted(PACKAGES))
 def test_node_sdk(server: ServerProcess, fake: FakeModelServer, major: int) -> None:
     reason = node_unavailable_reason()
     if reason is not None:
