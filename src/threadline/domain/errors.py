@@ -47,7 +47,7 @@ class InvalidId(InvalidParameter):
 
 
 class ThreadLocked(InvalidRequest):
-    """A thread with an active run refuses new messages and runs (runtime-behaviours §2)."""
+    """A thread with an active run refuses new messages and runs."""
 
 
 class RunStateConflict(InvalidRequest):
@@ -184,7 +184,7 @@ class NoProviderForModel(UpstreamError):
 
 # --- ingestion -----------------------------------------------------------------------------------
 # A file that cannot be indexed. ``code`` is what a vector-store file's ``last_error.code`` becomes
-# (runtime-behaviours §7: server_error | unsupported_file | invalid_file).
+# (server_error | unsupported_file | invalid_file).
 class UnsupportedFile(InvalidRequest):
     """A file type that retrieval cannot index (unknown extension that is not text, legacy .doc)."""
 

@@ -8,7 +8,7 @@ from typing import Any
 JsonObject = dict[str, Any]
 
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
-# Vector-store file statuses (runtime-behaviours §7); in_progress is the only non-terminal one.
+# Vector-store file statuses; in_progress is the only non-terminal one.
 VS_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 # Thread vector stores made by the helper or by attachments expire 7 days after last activity
 # (OpenAI's default, tool-file-search.txt "Thread vector stores have default expiration policies").

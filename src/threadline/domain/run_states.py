@@ -1,4 +1,4 @@
-"""The run state machine (runtime-behaviours.md §3)."""
+"""The run state machine."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The file_search server tool: the model calls ``file_search(query)``, we search the assistant's and
 the thread's vector stores and hand the chunks back, each behind a citation marker it can quote.
 
-Defaults follow OpenAI (runtime-behaviours §7): ``max_num_results`` 20, ranker ``auto`` with
+Defaults follow OpenAI: ``max_num_results`` 20, ranker ``auto`` with
 ``score_threshold`` 0, at most 16,000 tokens of retrieved text, and up to 60 s of waiting while the
 thread's store still has files in progress. An expired store fails the run ("Vector store '…' has
 expired").

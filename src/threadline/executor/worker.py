@@ -276,7 +276,7 @@ class Executor:
                 log.exception("expiry sweep failed")
 
     async def sweep_expired(self) -> None:
-        """Expire live runs past ``expires_at`` (runtime-behaviours §3), including requires_action;
+        """Expire live runs past ``expires_at``, including requires_action;
         runs another live worker holds are left to that worker's sweep."""
         due = await self.db.transaction(
             lambda uow: uow.runs.ids_due_to_expire(now(), self.owner, time.time())

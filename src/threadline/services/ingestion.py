@@ -1,6 +1,6 @@
 """Index one vector-store file: extract its text, chunk it, embed the chunks (when configured) and
 store them, or record why it failed. Never raises: every outcome ends the file ``completed`` or
-``failed`` (runtime-behaviours §7 codes: unsupported_file, invalid_file, server_error)."""
+``failed`` (codes: unsupported_file, invalid_file, server_error)."""
 
 from __future__ import annotations
 

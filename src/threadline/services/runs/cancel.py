@@ -1,4 +1,4 @@
-"""Cancel a run (runtime-behaviours §3)."""
+"""Cancel a run."""
 
 from __future__ import annotations
 

@@ -83,7 +83,7 @@ def build_run(
 
 def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int) -> Run:
     """Store a queued run. ``additional_messages`` are added first, in the same transaction, so they
-    never trip the thread lock (runtime-behaviours §2); another active run does."""
+    never trip the thread lock; another active run does."""
     threads_service.get(uow, thread_id)
     assistant = assistants_service.get(uow, request.assistant_id)
     active = uow.runs.active_run_id(thread_id)

@@ -205,7 +205,7 @@ def end(
     partial_text: dict[str, str] | None = None,
 ) -> list[RunEvent]:
     """Move a live run to terminal ``status``, closing its unfinished steps and messages the same way
-    (runtime-behaviours §3: steps follow the run). A run already terminal is left alone; a run that
+    (steps follow the run). A run already terminal is left alone; a run that
     was asked to cancel meanwhile ends ``cancelled`` whatever the executor had reached."""
     run = uow.runs.get_for_update(run_id)
     if run is None or is_terminal(run.status):

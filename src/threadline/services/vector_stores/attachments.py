@@ -1,5 +1,5 @@
 """Message attachments and image_file parts: their file ids must exist, and attachments are helpers
-that add files to the thread's tool_resources (runtime-behaviours §6): ``file_search`` puts the file
+that add files to the thread's tool_resources: ``file_search`` puts the file
 in the thread's vector store (made on first use, expiring 7 days after last activity) and
 ``code_interpreter`` appends it to ``code_interpreter.file_ids``, which holds at most
 ``CODE_INTERPRETER_MAX_FILES`` distinct files (the spec's maxItems on a thread's tool_resources)."""

@@ -12,7 +12,7 @@ from threadline.schemas.common import AutoChunking, StaticChunking
 from threadline.services.clock import now
 from threadline.storage.uow import UnitOfWork
 
-# ``auto`` is reported as the static strategy it stands for (runtime-behaviours §7).
+# ``auto`` is reported as the static strategy it stands for.
 AUTO_CHUNKING: dict[str, Any] = {
     "type": "static",
     "static": {
