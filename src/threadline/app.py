@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from threadline.executor.tools import ToolRegistry
 from threadline.executor.worker import Executor
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
+from threadline.observability import metrics
 from threadline.storage.database import Database
 from threadline.storage.disk import DiskReserve
 from threadline.storage.migrate import require_vector_index, upgrade
@@ -112,6 +114,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 await notifications.aclose()
             await router.aclose()
             db.close()
+            # Under --workers N the live gauges (active runs, streams, pool) of an API process that
+            # stops must leave the sum; its counters stay (they are totals).
+            metrics.mark_process_dead(os.getpid())
 
     # Deletes can free space on a full disk (storage/disk.py); written at start-up.
     disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)

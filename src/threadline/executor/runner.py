@@ -24,7 +24,7 @@ from threadline.domain.events import MessageDelta, RunEvent, StepDelta
 from threadline.domain.ids import new_id
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
-from threadline.executor.bus import EventBus
+from threadline.executor.bus import EventBus, Work
 from threadline.executor.prompt import build_prompt, image_file_ids, image_media_type
 from threadline.executor.run_log import RunLog
 from threadline.executor.tools import ToolRegistry
@@ -107,6 +107,14 @@ class Runner:
             self.run_log.observe(run_id, events)
             self.bus.publish(run_id, events)
 
+    async def transaction(self, run_id: str, work: Work) -> list[RunEvent]:
+        """Commit ``work``'s state change with its events (see ``EventBus.transaction``); the run log
+        sees them as it sees published ones, so the lines of runs that end here are not missed."""
+        events = await self.bus.transaction(self.db, run_id, work)
+        if events:
+            self.run_log.observe(run_id, events)
+        return events
+
     async def execute(self, start: RunStart, progress: RunProgress) -> None:
         """Run a run the worker has just claimed (``start.events`` are already published). Model and
         tool failures end the run ``failed`` (streams end ``thread.run.failed``, with ``last_error``,
@@ -125,8 +133,7 @@ class Runner:
             )
 
     async def end(self, run_id: str, status: str, progress: RunProgress, **kwargs: Any) -> list[RunEvent]:
-        return await self.bus.transaction(
-            self.db,
+        return await self.transaction(
             run_id,
             lambda uow: transitions.end(uow, run_id, status, partial_text=progress.partial_text, **kwargs),
         )
@@ -374,7 +381,7 @@ class Runner:
 
         if step_id is not None or end_status is not None:
             # Through the bus: this may end the run, and its events must commit with that.
-            await self.bus.transaction(self.db, run.id, close)
+            await self.transaction(run.id, close)
 
     async def _dispatch_calls(self, run: Run, result: _Round) -> bool:
         """Record the round's tool calls, answering server-side ones here. True when function calls
@@ -404,5 +411,5 @@ class Runner:
                 events += transitions.require_action(uow, run.id, pending)
             return events
 
-        await self.bus.transaction(self.db, run.id, record)  # may stop the run (requires_action)
+        await self.transaction(run.id, record)  # may stop the run (requires_action)
         return bool(pending)

@@ -22,7 +22,7 @@ FORMATS = ("text", "json")
 # Libraries whose INFO lines are noise to an operator (alembic's "Context impl"/"Will assume
 # transactional DDL", httpx/httpcore per-request lines, sse-starlette's chunk logging). They still
 # log warnings; at --log-level debug they log everything.
-_NOISY = ("alembic", "httpx", "httpcore", "sse_starlette", "openai", "multipart", "uvicorn.access")
+_NOISY = ("alembic", "httpx", "httpx2", "httpcore", "sse_starlette", "openai", "multipart", "uvicorn.access")
 
 
 def fields(**values: Any) -> dict[str, Any]:
