@@ -253,7 +253,7 @@ def seed_threadline(data_dir: Path) -> None:
     write_ids(data_dir.parent, [thread.id for thread in empty], full)
 
 
-def start_servers(stack: ExitStack, work: Path) -> tuple[Target, Target]:
+def start_servers(stack: ExitStack, work: Path, observability_cost: bool) -> tuple[Target, ...]:
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
     (work / "floor").mkdir()
     seed_floor(work / "floor" / "floor.db")
@@ -276,28 +276,33 @@ def start_servers(stack: ExitStack, work: Path) -> tuple[Target, Target]:
     )
     (work / "threadline").mkdir()
     seed_threadline(work / "threadline" / "data")
-    port = free_port()
-    cmd = [
-        str(ROOT / ".venv" / "bin" / "threadline"),
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(work / "threadline" / "data"),
-        "--log-level",
-        "warning",
-    ]
     env = {**base_env, "THREADLINE_API_KEYS": "sk-bench"}
-    threadline = stack.enter_context(serve("threadline", cmd, env, work / "threadline", port))
-    return floor, threadline
+
+    def threadline(name: str, *flags: str) -> Target:
+        port = free_port()
+        data = work / name / "data"
+        cmd = [str(ROOT / ".venv" / "bin" / "threadline"), "serve", "--host", HOST, "--port", str(port)]
+        return stack.enter_context(
+            serve(name, [*cmd, "--data-dir", str(data), *flags], env, work / name, port)
+        )
+
+    if not observability_cost:
+        return floor, threadline("threadline", "--log-level", "warning")
+    # The same seeded data twice: one server as an operator runs it (an access line per request to
+    # its log file, metrics on), one with both off; alternated like the floor, so their difference is
+    # what the access log and the metrics cost.
+    shutil.copytree(work / "threadline", work / "quiet")
+    return (
+        floor,
+        threadline("threadline", "--log-level", "info"),
+        threadline("quiet", "--log-level", "warning", "--no-metrics"),
+    )
 
 
 Results = dict[str, dict[str, WrkResult]]  # server name -> case name -> result
 
 
-def measure(wrk: str, targets: tuple[Target, Target], args: argparse.Namespace) -> Results:
+def measure(wrk: str, targets: tuple[Target, ...], args: argparse.Namespace) -> Results:
     results: Results = {t.name: {} for t in targets}
     cases = [(op, ids, args.connections, args.duration, 20) for op, ids in OPERATIONS.items()]
     cases += [(name, ids, 1, args.scaling_duration, limit) for name, ids, limit in SCALING]
@@ -370,6 +375,21 @@ def report(floor: dict[str, WrkResult], threadline: dict[str, WrkResult], connec
     return lines
 
 
+def observability_report(observed: dict[str, WrkResult], quiet: dict[str, WrkResult]) -> list[str]:
+    lines = [
+        "| operation | req/s quiet / observed | CPU us/req quiet / observed | access log + metrics cost |",
+        "|---|---:|---:|---:|",
+    ]
+    for op in OPERATIONS:
+        q, o = quiet[op], observed[op]
+        cost = o.cpu_us_per_request - q.cpu_us_per_request
+        lines.append(
+            f"| {op} | {q.rps:.0f} / {o.rps:.0f} | {q.cpu_us_per_request:.0f} / {o.cpu_us_per_request:.0f} "
+            f"| {cost:+.0f} us/req ({cost / q.cpu_us_per_request:+.0%}) |"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="wrk benchmark: floor vs Threadline (see bench/README.md)")
     parser.add_argument("--duration", type=int, default=8, help="seconds per measured run (default 8)")
@@ -381,6 +401,11 @@ def main() -> None:
         action="store_true",
         help="then record Threadline with py-spy under each load (bench/results/profile-*)",
     )
+    parser.add_argument(
+        "--observability-cost",
+        action="store_true",
+        help="run Threadline with its access log (INFO) and metrics on, beside one with both off",
+    )
     args = parser.parse_args()
     wrk = ensure_wrk()
     started = datetime.now(UTC)
@@ -388,11 +413,13 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="threadline-bench-") as tmp, ExitStack() as stack:
         print("seeding and starting the floor and Threadline ...", flush=True)
-        targets = start_servers(stack, Path(tmp))
+        targets = start_servers(stack, Path(tmp), args.observability_cost)
         results = measure(wrk, targets, args)
         if args.profile:
             profile(wrk, targets[1], args, out.parent)
     print("\n" + "\n".join(report(results["floor"], results["threadline"], args.connections)))
+    if args.observability_cost:
+        print("\n" + "\n".join(observability_report(results["threadline"], results["quiet"])))
     out.write_text(
         json.dumps(
             {

@@ -19,13 +19,23 @@ from tests.support.server import ServerProcess
 BACKENDS = ["sqlite", "postgres"]
 
 
-def pytest_report_header() -> list[str]:
+def _backend_lines() -> list[str]:
     reason = databases.postgres_unavailable_reason()
     lines = ["postgres: " + ("available" if reason is None else f"SKIPPED ({reason})")]
     if reason is None:
         vectors = databases.pgvector_unavailable_reason()
         lines.append("pgvector: " + ("available" if vectors is None else f"vector tests SKIPPED ({vectors})"))
     return lines
+
+
+def pytest_report_header() -> list[str]:
+    return _backend_lines()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    # The header is hidden under -q (as scripts/test runs): say it again at the end, where it shows.
+    for line in _backend_lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

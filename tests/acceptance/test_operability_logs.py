@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import make_client, server_env
 from tests.support import databases
 from tests.support.fake_model import Error, FakeModelServer, Text
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
+from tests.support.worker import WorkerProcess
 
 # Strings that must never reach the log at INFO: the caller's key and everything a user wrote.
 SECRET_KEY = "sk-test-key-that-must-not-be-logged-7f3a"
@@ -189,4 +190,30 @@ def test_metrics_move_and_sum_over_two_api_processes(tmp_path: Path, fake: FakeM
             )
     finally:
         server.stop()
+        databases.drop_database(url)
+
+
+@pytest.mark.skipif(databases.postgres_unavailable_reason() is not None, reason="needs PostgreSQL")
+def test_a_separate_worker_exposes_its_metrics_on_its_port(tmp_path: Path, fake: FakeModelServer) -> None:
+    env, url = server_env("postgres", fake.base_url)
+    assert url is not None
+    metrics_port = free_port()
+    api = ServerProcess(tmp_path / "api", env, ["--no-executor"])
+    worker = WorkerProcess(tmp_path / "worker", {**env, "THREADLINE_METRICS_PORT": str(metrics_port)})
+    try:
+        api.start(timeout_s=60)
+        worker.start()
+        client = make_client(api.base_url)
+        assistant = client.beta.assistants.create(model="fake-model")
+        fake.script(Text("from the worker"))
+        run = client.beta.threads.create_and_run_poll(assistant_id=assistant.id)
+        assert run.status == "completed"
+        samples = _samples(f"http://127.0.0.1:{metrics_port}")
+        assert _value(samples, "threadline_runs_total", status="completed", model="fake-model") == 1
+        # The API process executed nothing: its own page has no completed run.
+        api_samples = _samples(api.base_url.removesuffix("/v1"))
+        assert _value(api_samples, "threadline_runs_total", status="completed", model="fake-model") == 0
+    finally:
+        worker.stop()
+        api.stop()
         databases.drop_database(url)

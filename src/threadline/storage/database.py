@@ -1,9 +1,9 @@
-"""The database handle: an engine, a thread to run blocking SQL on, and the unit of work.
+"""The database handle: an engine, where blocking SQL runs, and the unit of work.
 
-Services are plain synchronous functions of a ``UnitOfWork``; ``Database.transaction`` runs one on a
-worker thread inside exactly one transaction and commits once (design habit 2). SQLite gets a single
-worker thread: SQLite has one writer anyway, and one thread means no "database is locked" contention
-inside a process. PostgreSQL gets a pool of threads sized like the connection pool.
+Services are plain synchronous functions of a ``UnitOfWork``; ``Database.transaction`` runs one
+inside exactly one transaction and commits once. On SQLite it runs inline on the event loop (one
+writer per process, no "database is locked" contention inside it), with one database thread for work
+that asks to be offloaded; PostgreSQL always runs it on a pool of threads sized like the connection pool.
 """
 
 from __future__ import annotations
