@@ -285,10 +285,10 @@ def start_model() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://{HOST}:{port}/v1"
 
 
-def start_threadline(data_dir: Path, upstream: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_threadline(data_dir: Path, upstream: str, log_level: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [str(Path(sys.executable).parent / "threadline"), "serve", "--port", str(port)]
-    command += ["--data-dir", str(data_dir), "--upstream-base-url", upstream, "--log-level", "warning"]
+    command += ["--data-dir", str(data_dir), "--upstream-base-url", upstream, "--log-level", log_level]
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}/v1"
@@ -439,12 +439,17 @@ async def run_all(args: argparse.Namespace, model_url: str, threadline_url: str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", action="store_true", help="also record phases 1 and 4 with py-spy")
+    parser.add_argument(
+        "--log-level",
+        default="warning",
+        help="the server's; info measures it with its access and run lines on (default warning)",
+    )
     args = parser.parse_args()
     tag = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     with tempfile.TemporaryDirectory(prefix="threadline-bench-runs-") as tmp:
         model, model_url = start_model()
         try:
-            server, threadline_url = start_threadline(Path(tmp), model_url)
+            server, threadline_url = start_threadline(Path(tmp), model_url, args.log_level)
             try:
                 PIDS.update(model=model.pid, threadline=server.pid)
                 results = uvloop.run(run_all(args, model_url, threadline_url, tag))

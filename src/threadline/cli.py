@@ -37,6 +37,12 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--log-format", choices=["text", "json"], help="log lines (THREADLINE_LOG_FORMAT)")
     p.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="one INFO line per request (THREADLINE_ACCESS_LOG, default true)",
+    )
+    p.add_argument(
         "--db-pool-size",
         type=int,
         help="PostgreSQL connections per process, and as many again in overflow (THREADLINE_DB_POOL_SIZE)",
@@ -304,7 +310,7 @@ def _version() -> str:
 def _configure_logging(settings: Settings) -> None:
     from threadline.observability.logs import configure
 
-    configure(settings.log_level, settings.log_format)
+    configure(settings.log_level, settings.log_format, access_log=settings.access_log)
 
 
 def api_process_app() -> Starlette:

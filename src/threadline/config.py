@@ -91,6 +91,9 @@ class Settings:
     code_interpreter_output_chars: int = 20_000
     # text | json (one JSON object per line); see observability/logs.py.
     log_format: str = "text"
+    # One line per request at INFO; false keeps the other INFO lines (runs, ingestion) and saves the
+    # line's cost (≈ 30-60 µs of CPU per request in bench/core.py --observability-cost).
+    access_log: bool = True
     # Prometheus metrics: on by default at GET /metrics on the API port; metrics_port > 0 serves them
     # on their own port instead (the only way `threadline worker`, which has no HTTP API, shows them).
     metrics: bool = True

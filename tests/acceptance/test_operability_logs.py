@@ -217,3 +217,14 @@ def test_a_separate_worker_exposes_its_metrics_on_its_port(tmp_path: Path, fake:
         worker.stop()
         api.stop()
         databases.drop_database(url)
+
+
+def test_access_log_off_keeps_the_other_lines(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, {"THREADLINE_ACCESS_LOG": "false"}).start()
+    try:
+        make_client(server.base_url).beta.threads.create()
+        log = server.log()
+    finally:
+        server.stop()
+    assert "threadline.access" not in log
+    assert "threadline.startup" in log  # INFO still on

@@ -53,7 +53,7 @@ class JsonFormatter(logging.Formatter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure(level: str = "info", fmt: str = "text") -> None:
+def configure(level: str = "info", fmt: str = "text", *, access_log: bool = True) -> None:
     """Configure the root logger (idempotent: replaces the handlers it installed before)."""
     if fmt not in FORMATS:
         raise ValueError(f"THREADLINE_LOG_FORMAT must be one of {', '.join(FORMATS)}, not {fmt!r}")
@@ -69,6 +69,8 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     root.setLevel(numeric)
     for name in _NOISY:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
+    if not access_log:
+        logging.getLogger("threadline.access").setLevel(logging.WARNING)
     # uvicorn installs its own handlers when it starts; route its lines through ours instead.
     for name in ("uvicorn", "uvicorn.error"):
         uv = logging.getLogger(name)
