@@ -169,6 +169,7 @@ def test_metrics_move_and_sum_over_two_api_processes(tmp_path: Path, fake: FakeM
                 assert time.monotonic() < deadline, "the file was never indexed"
                 time.sleep(0.1)
 
+        assert f"ingested {file.id} into {store.id}: 1 chunks" in server.log()
         # Every scrape, whichever process answers it, reports the sum over both.
         for _ in range(4):
             samples = _samples(root)
