@@ -35,9 +35,10 @@ def test_kill_9_mid_stream_keeps_the_streamed_text(tmp_path: Path, fake: FakeMod
         reader = threading.Thread(target=consume)
         reader.start()
         deadline = time.monotonic() + 20
-        while len(seen) < 200 and time.monotonic() < deadline:
+        # Deltas are coalesced (several words an event): count words, not events.
+        while len("".join(seen).split()) < 200 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert len(seen) >= 200, len(seen)
+        assert len("".join(seen).split()) >= 200, seen
         server.kill()
         reader.join(10)
         seen_before = "".join(seen)
@@ -54,7 +55,10 @@ def test_kill_9_mid_stream_keeps_the_streamed_text(tmp_path: Path, fake: FakeMod
             message = sdk.beta.threads.messages.list(thread.id, order="desc").data[0]
             assert message.role == "assistant" and message.status == "incomplete"
             kept = message.content[0].text.value  # type: ignore[union-attr]
-            assert seen_before.startswith(kept)
+            # Both are prefixes of the answer; the checkpoint may be a few words ahead of this client
+            # (words in flight to it, or held by the 20 ms coalescing, when the process died).
+            answer = "".join(WORDS)
+            assert answer.startswith(kept) and answer.startswith(seen_before)
             # At 100 words a second, one second of checkpoint lag is ~100 words; allow 150.
             assert len(kept.split()) >= len(seen_before.split()) - 150, (len(kept), len(seen_before))
     finally:
