@@ -329,6 +329,7 @@ def api_process_app() -> Starlette:
 
 
 def serve(settings: Settings) -> None:
+    import shutil
     import tempfile
 
     import uvicorn
@@ -348,9 +349,10 @@ def serve(settings: Settings) -> None:
         "access_log": False,
         "lifespan": "on",
     }
+    own_metrics_dir = None
     if settings.workers > 1 and settings.metrics and not os.environ.get(metrics.MULTIPROC_ENV):
         # Each API process writes its numbers to files here and any of them sums them all.
-        os.environ[metrics.MULTIPROC_ENV] = tempfile.mkdtemp(prefix="threadline-metrics-")
+        own_metrics_dir = os.environ[metrics.MULTIPROC_ENV] = tempfile.mkdtemp(prefix="threadline-metrics-")
     if settings.metrics and settings.metrics_port:
         metrics.serve_on_port(settings.host, settings.metrics_port)
     if settings.workers <= 1:
@@ -359,12 +361,16 @@ def serve(settings: Settings) -> None:
         uvicorn.run(create_app(settings, migrate=False), **options)  # type: ignore[arg-type]
         return
     os.environ[SETTINGS_JSON_ENV] = settings_to_json(settings)
-    uvicorn.run(
-        f"{__name__}:{api_process_app.__name__}",
-        factory=True,
-        workers=settings.workers,
-        **options,  # type: ignore[arg-type]
-    )
+    try:
+        uvicorn.run(
+            f"{__name__}:{api_process_app.__name__}",
+            factory=True,
+            workers=settings.workers,
+            **options,  # type: ignore[arg-type]
+        )
+    finally:
+        if own_metrics_dir is not None:  # ours, not one the operator chose: the numbers end with us
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
 
 def migrate(settings: Settings) -> None:
