@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from threadline.api.admission import Admission, Slots
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.operations import operation_routes
@@ -48,6 +49,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             upgrade(db.engine)
         app.state.db = db
         app.state.settings = settings
+        app.state.admission = Admission(
+            streams=Slots(settings.max_streams), poll_holds=Slots(settings.max_poll_holds)
+        )
         if not settings.api_keys:
             log.warning("THREADLINE_API_KEYS is not set: any API key is accepted (local development mode)")
         # Runs: the bus always exists (streams subscribe to it): in memory for one SQLite process

@@ -71,6 +71,22 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--run-expiry-s", type=int, help="requires_action runs expire after this (THREADLINE_RUN_EXPIRY_S)"
     )
+    p.add_argument(
+        "--run-queue-max",
+        type=int,
+        help="refuse new runs (429) while this many are queued or executing (THREADLINE_RUN_QUEUE_MAX, "
+        "default 64; 0: no bound)",
+    )
+    p.add_argument(
+        "--max-streams",
+        type=int,
+        help="event streams one API process holds open (THREADLINE_MAX_STREAMS, default 1024)",
+    )
+    p.add_argument(
+        "--max-poll-holds",
+        type=int,
+        help="poll-helper GETs one API process holds (THREADLINE_MAX_POLL_HOLDS, default 1024)",
+    )
 
 
 def _executor_flags(p: argparse.ArgumentParser) -> None:

@@ -44,6 +44,12 @@ class Settings:
     run_heartbeat_s: float = 10.0
     run_poll_s: float = 1.0
     run_max_concurrent: int = 256
+    # Admission (docs/limits.md): a new run is refused with 429 while this many runs are queued or
+    # executing in the deployment (0: no bound); each API process holds at most max_streams event
+    # streams (more: 429) and max_poll_holds held poll-helper GETs (more: answered at once).
+    run_queue_max: int = 64
+    max_streams: int = 1024
+    max_poll_holds: int = 1024
     # `threadline worker` on SIGTERM: how long running runs may finish before they are failed.
     worker_grace_s: float = 10.0
     # auto | memory | database: how run events reach streams (see executor/db_bus.py).

@@ -12,6 +12,7 @@ from threadline.api.http import json_response
 from threadline.domain.errors import (
     InternalError,
     MethodNotAllowed,
+    RateLimited,
     RouteNotFound,
     ThreadlineError,
 )
@@ -24,7 +25,10 @@ def error_body(error: ThreadlineError) -> dict[str, dict[str, str | None]]:
 
 
 def render(error: ThreadlineError) -> Response:
-    return json_response(error_body(error), status_code=error.status)
+    response = json_response(error_body(error), status_code=error.status)
+    if isinstance(error, RateLimited):
+        response.headers["retry-after"] = str(error.retry_after_s)
+    return response
 
 
 async def threadline_error_handler(_request: Request, exc: Exception) -> Response:

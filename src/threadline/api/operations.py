@@ -14,6 +14,7 @@ from threadline.api.context import database
 from threadline.api.http import json_response
 from threadline.observability import metrics
 from threadline.services.ingestion import queue_depth
+from threadline.services.runs.create import queue_depth as run_queue_depth
 from threadline.storage.health import not_ready_reason
 
 READY_TIMEOUT_S = 5.0
@@ -37,10 +38,13 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     # Read at scrape time rather than kept up to date: one count, and exact across processes.
     try:
-        depth = await database(request).transaction(queue_depth)
+        depth, runs = await database(request).transaction(
+            lambda uow: (queue_depth(uow), run_queue_depth(uow))
+        )
     except Exception:  # the metrics page must answer even when the database does not
-        depth = -1
+        depth, runs = -1, -1
     metrics.INGESTION_QUEUE.set(depth)
+    metrics.RUN_QUEUE.set(runs)
     body = await asyncio.to_thread(metrics.render)
     return Response(body, media_type=metrics.CONTENT_TYPE)
 

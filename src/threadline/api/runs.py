@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database, settings
+from threadline.api.context import admission, database, settings
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.api.sse import event_stream
+from threadline.domain.errors import RateLimited
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
 from threadline.domain.run_states import TERMINAL_RUN_STATUSES
 from threadline.domain.runs import Run
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import RunDispatcher
+from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.schemas.common import list_envelope
 from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire
 from threadline.services.runs import cancel as cancel_service
@@ -54,32 +57,68 @@ def run_response(request: Request, run: Run) -> Response:
 
 
 async def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
-    """Hand the committed run to the executor; answer with the run, or with its event stream."""
-    subscription = await bus(request).subscribe(run.id) if stream else None
+    """Hand the committed run to the executor; answer with the run, or with its event stream (whose
+    slot the caller took, see ``_stream_slot``)."""
+    slots = admission(request).streams
+    try:
+        subscription = await bus(request).subscribe(run.id) if stream else None
+    except BaseException:
+        slots.release()
+        raise
     dispatcher(request).submit(run.id)
     if subscription is None:
         return run_response(request, run)
-    return event_stream(prelude, subscription)
+    return event_stream(prelude, subscription, on_close=slots.release)
+
+
+@contextlib.contextmanager
+def _stream_slot(request: Request, stream: bool | None) -> Iterator[None]:
+    """For a streamed request, a stream slot taken before anything is written (429 when none is
+    free), and given back if the request fails before its stream starts."""
+    if not stream:
+        yield
+        return
+    admission(request).take_stream()
+    try:
+        yield
+    except BaseException:
+        admission(request).streams.release()
+        raise
+
+
+def _queue_max(request: Request) -> int:
+    return settings(request).run_queue_max
 
 
 async def create_run(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     body = await parse_body(request, RunCreate)
-    expiry_s = settings(request).run_expiry_s
-    run = await database(request).transaction(
-        lambda uow: create_service.create(uow, thread_id, body, expiry_s)
-    )
+    expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
+    with _stream_slot(request, body.stream), _counting_refusals():
+        run = await database(request).transaction(
+            lambda uow: create_service.create(uow, thread_id, body, expiry_s, queue_max)
+        )
     return await _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
 
 
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
-    expiry_s = settings(request).run_expiry_s
-    thread, run = await database(request).transaction(
-        lambda uow: create_service.create_thread_and_run(uow, body, expiry_s)
-    )
+    expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
+    with _stream_slot(request, body.stream), _counting_refusals():
+        thread, run = await database(request).transaction(
+            lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, queue_max)
+        )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
     return await _start(request, run, body.stream, prelude)
+
+
+@contextlib.contextmanager
+def _counting_refusals() -> Iterator[None]:
+    try:
+        yield
+    except RateLimited:
+        ADMISSION_REFUSALS.labels(reason="run_queue").inc()
+        raise
 
 
 async def retrieve_run(request: Request) -> Response:
@@ -87,7 +126,16 @@ async def retrieve_run(request: Request) -> Response:
     db = database(request)
     run = await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
     if run.status not in _POLL_STOP_STATUSES and request.headers.get("x-stainless-poll-helper") == "true":
-        run = await _hold_until_settled(request, run)
+        holds = admission(request).poll_holds
+        if holds.try_take():
+            try:
+                run = await _hold_until_settled(request, run)
+            finally:
+                holds.release()
+        else:
+            # Over the bound the GET answers at once, as a GET without the header would: the helper
+            # sleeps ``openai-poll-after-ms`` and asks again.
+            ADMISSION_REFUSALS.labels(reason="poll_holds").inc()
     return run_response(request, run)
 
 
@@ -149,9 +197,11 @@ async def cancel_run(request: Request) -> Response:
 async def submit_tool_outputs(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
     body = await parse_body(request, ToolOutputsSubmit)
-    run, events = await database(request).transaction(
-        lambda uow: submit_service.submit(uow, thread_id, run_id, body)
-    )
+    # A submitted run was admitted when it was created: the run queue does not refuse it again.
+    with _stream_slot(request, body.stream):
+        run, events = await database(request).transaction(
+            lambda uow: submit_service.submit(uow, thread_id, run_id, body)
+        )
     return await _start(request, run, body.stream, events)
 
 

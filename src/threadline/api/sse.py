@@ -8,7 +8,7 @@ the executor (a disconnect is not a cancel).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
@@ -70,7 +70,9 @@ def encode(event: RunEvent) -> bytes:
     return ServerSentEvent(data=orjson.dumps(data).decode(), event=name, sep=SEPARATOR).encode()
 
 
-async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncIterator[bytes]:
+async def _frames(
+    prelude: list[RunEvent], subscription: Subscription, on_close: Callable[[], None]
+) -> AsyncIterator[bytes]:
     ACTIVE_STREAMS.inc()
     try:
         for event in prelude:
@@ -83,13 +85,17 @@ async def _frames(prelude: list[RunEvent], subscription: Subscription) -> AsyncI
     finally:
         ACTIVE_STREAMS.dec()
         subscription.close()
+        on_close()
 
 
-def event_stream(prelude: list[RunEvent], subscription: Subscription) -> EventSourceResponse:
+def event_stream(
+    prelude: list[RunEvent], subscription: Subscription, on_close: Callable[[], None]
+) -> EventSourceResponse:
     """SSE for one run: ``prelude`` (events the request itself produced: thread.created,
-    thread.run.created, ...) then the bus's events until the run stops."""
+    thread.run.created, ...) then the bus's events until the run stops; ``on_close`` is called
+    once the stream ends, however it ends."""
     return EventSourceResponse(
-        _frames(prelude, subscription),
+        _frames(prelude, subscription, on_close),
         ping=KEEPALIVE_S,
         sep=SEPARATOR,
         ping_message_factory=lambda: ServerSentEvent(comment="keep-alive", sep=SEPARATOR),

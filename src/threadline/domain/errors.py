@@ -125,6 +125,19 @@ class ModelNotFound(NotFound):
         super().__init__(f"The model '{model}' does not exist or you do not have access to it.")
 
 
+class RateLimited(ThreadlineError):
+    """Too much work in flight: 429 ``rate_limit_exceeded``. ``retry_after_s`` becomes the
+    ``retry-after`` header, which the official SDKs wait before they retry."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class MethodNotAllowed(ThreadlineError):
     status = 405
 

@@ -89,6 +89,20 @@ ACTIVE_STREAMS = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
+RUN_QUEUE = Gauge(
+    "threadline_run_queue_depth",
+    "Runs queued or executing in the deployment, which THREADLINE_RUN_QUEUE_MAX bounds (read from the "
+    "database at scrape time).",
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+ADMISSION_REFUSALS = Counter(
+    "threadline_admission_refusals",
+    "Requests turned away by a bound: run_queue and streams answer 429; poll_holds answers at once "
+    "instead of holding the GET.",
+    ["reason"],
+    registry=REGISTRY,
+)
 INGESTION_QUEUE = Gauge(
     "threadline_ingestion_queue_depth",
     "Vector-store files waiting for or in indexing (read from the database at scrape time).",

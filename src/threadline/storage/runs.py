@@ -17,7 +17,7 @@ import builtins
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadline.domain.run_states import ACTIVE_RUN_STATUSES
+from threadline.domain.run_states import ACTIVE_RUN_STATUSES, EXECUTING_RUN_STATUSES
 from threadline.domain.runs import Run
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
@@ -38,6 +38,16 @@ _ACTIVE = (
         r.c.status.in_([sa.literal_column(f"'{status}'") for status in ACTIVE_RUN_STATUSES]),
     )
     .limit(1)
+)
+# Admission control counts the runs the executors owe work to (queued, in progress, cancelling:
+# not requires_action, which waits on the client). The count stops at ``b_limit`` rows, so its cost
+# is bounded by the limit, not by the backlog; ix_runs_status serves it.
+_EXECUTING_COUNT = sa.select(sa.func.count()).select_from(
+    sa.select(sa.literal_column("1"))
+    .select_from(r)
+    .where(r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]))
+    .limit(sa.bindparam("b_limit"))
+    .subquery()
 )
 # The run path's statements, built once: building a statement per call (a bind parameter per column,
 # coerced and cache-keyed) cost more CPU than executing it. Values come with the execute call; an
@@ -66,6 +76,10 @@ class RunRepository:
     def active_run_id(self, thread_id: str) -> str | None:
         """The id of the thread's run in queued/in_progress/requires_action/cancelling, if any."""
         return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
+
+    def executing_count(self, limit: int) -> int:
+        """How many runs are queued, in progress or cancelling, counted up to ``limit``."""
+        return int(self.conn.execute(_EXECUTING_COUNT, {"b_limit": limit}).scalar_one())
 
     def insert(self, run: Run) -> None:
         self.conn.execute(_INSERT, _runs.dump(run))

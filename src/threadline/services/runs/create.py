@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from threadline.domain.errors import ThreadLocked
+from threadline.domain.errors import RateLimited, ThreadLocked
 from threadline.domain.ids import new_id
 from threadline.domain.runs import Run
 from threadline.domain.threads import Assistant, Thread
@@ -18,6 +18,9 @@ from threadline.services.clock import now
 from threadline.services.vector_stores.attachments import apply_attachments
 from threadline.storage.uow import UnitOfWork
 
+# What ``retry-after`` says when the run queue is full: runs take seconds, so a second's wait is
+# enough for the queue to move and short enough that a retrying client is not kept idle.
+RETRY_AFTER_S = 1
 DEFAULT_TRUNCATION: dict[str, Any] = {"type": "auto", "last_messages": None}
 # OpenAI echoes 1.0 for temperature and top_p when neither the run nor the assistant set them.
 DEFAULT_SAMPLING = 1.0
@@ -81,14 +84,34 @@ def build_run(
     )
 
 
-def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int) -> Run:
+def admit(uow: UnitOfWork, queue_max: int) -> None:
+    """Refuse a new run while ``queue_max`` runs are already queued or executing in the deployment
+    (every executor shares the count: it is read from the database). A full queue answers 429 at
+    once rather than keeping the run waiting for tens of seconds; the SDKs wait ``retry-after`` and
+    retry. Two creates racing in separate transactions may both pass at ``queue_max - 1``: the bound
+    is soft by the number of concurrent creates, which is what admission needs."""
+    if queue_max > 0 and uow.runs.executing_count(queue_max) >= queue_max:
+        raise RateLimited(
+            f"The run queue is full ({queue_max} runs queued or in progress). Retry after {RETRY_AFTER_S} s.",
+            retry_after_s=RETRY_AFTER_S,
+        )
+
+
+def queue_depth(uow: UnitOfWork) -> int:
+    """Runs queued or executing now (the metric that shows how full admission's queue is)."""
+    return uow.runs.executing_count(1_000_000)
+
+
+def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, queue_max: int) -> Run:
     """Store a queued run. ``additional_messages`` are added first, in the same transaction, so they
-    never trip the thread lock; another active run does."""
+    never trip the thread lock; another active run does. A full run queue (``queue_max``) refuses
+    the run before anything is written."""
     threads_service.get(uow, thread_id)
     assistant = assistants_service.get(uow, request.assistant_id)
     active = uow.runs.active_run_id(thread_id)
     if active is not None:
         raise ThreadLocked(f"Thread {thread_id} already has an active run {active}.")
+    admit(uow, queue_max)
     additional = [messages_service.build(thread_id, m) for m in request.additional_messages or []]
     uow.messages.insert_many(additional)
     apply_attachments(uow, thread_id, additional)
@@ -98,10 +121,14 @@ def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int) -
     return run
 
 
-def create_thread_and_run(uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int) -> tuple[Thread, Run]:
+def create_thread_and_run(
+    uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int, queue_max: int
+) -> tuple[Thread, Run]:
     """A new thread (with its messages) and a queued run on it. ``tool_resources`` of the request
-    become the thread's when the thread itself names none; its messages' attachments add to them."""
+    become the thread's when the thread itself names none; its messages' attachments add to them.
+    A full run queue refuses both: no thread is created."""
     assistant = assistants_service.get(uow, request.assistant_id)
+    admit(uow, queue_max)
     thread = threads_service.create(uow, request.thread or ThreadCreate(), request.tool_resources)
     instructions = effective_instructions(request.instructions, assistant, None)
     run = build_run(thread.id, assistant, request, instructions, expiry_s)
