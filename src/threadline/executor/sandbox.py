@@ -4,9 +4,11 @@ A ``Session`` is one long-lived interpreter (``sandbox_kernel.py``) inside a san
 ``Backend``; a ``SessionPool`` keeps one per thread, ends idle ones and bounds their number (LRU).
 
 The default backend is bubblewrap (``bwrap``): new user, pid, network, IPC, UTS and cgroup
-namespaces; the host's ``/usr``, ``/etc`` essentials and the Python installation mounted read-only;
-an empty ``/dev`` and a fresh ``/proc``; the session's own writable ``/mnt/data`` and ``/tmp`` (host
-directories under the server's data dir, which itself is never mounted); no environment variable of
+namespaces; the host's ``/usr``, ``/etc`` essentials and the Python installation mounted read-only
+(a Python outside ``/usr`` at ``/opt/python``, a venv's site-packages at ``/opt/site-packages/N``, so
+that ``/`` shows no host path such as ``/root`` or ``/home``); an empty ``/dev`` and a fresh ``/proc``;
+the session's own writable ``/mnt/data`` and ``/tmp`` (host directories under the server's data dir,
+which itself is never mounted); no environment variable of
 the server; all capabilities dropped; no further user namespaces. Resources are bounded by rlimits
 set before ``bwrap`` starts (address space, CPU seconds, file size) and, for processes, by a pids
 cgroup when the host lets us create one, else by ``RLIMIT_NPROC`` (which the kernel does not apply
@@ -23,12 +25,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import logging
 import os
 import resource
 import shutil
-import sys
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -42,6 +44,8 @@ KERNEL_PATH = Path(__file__).with_name("sandbox_kernel.py")
 # Where the sandbox sees the kernel script and the session's directories.
 SANDBOX_KERNEL = "/opt/threadline/kernel.py"
 SANDBOX_DATA = "/mnt/data"
+SANDBOX_PYTHON = "/opt/python"  # a Python installed outside /usr
+SANDBOX_SITE = "/opt/site-packages"  # site-packages outside that installation (a venv's), numbered
 START_TIMEOUT_S = 30.0
 INTERRUPT_GRACE_S = 1.0  # how long interrupted code may take to stop before the sandbox is killed
 SWEEP_INTERVAL_S = 5.0
@@ -157,20 +161,68 @@ class BubblewrapBackend:
                 args += ["--ro-bind", str(path), f"/{name}"]
         for name in _ETC:
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        # The Python installation (a venv and the interpreter it was made from), read-only.
-        mounted = [Path("/usr")]
-        for prefix in dict.fromkeys([sys.prefix, sys.base_prefix, str(Path(python).resolve().parent.parent)]):
-            path = Path(prefix).resolve()
-            if not any(path.is_relative_to(m) for m in mounted):
-                args += ["--ro-bind", str(path), str(path)]
-                mounted.append(path)
+        # The Python installation, read-only, at neutral paths: mounted where it lies on the host,
+        # its directories (say /root/.pyenv/...) would show in the sandbox's / as /root.
+        layout = python_layout(python)
+        mounts: dict[Path, str] = {Path("/usr"): "/usr"}  # host directory -> where the sandbox sees it
+        executable = str(layout.executable)
+        if not layout.executable.is_relative_to("/usr"):
+            mounts[layout.base_prefix] = SANDBOX_PYTHON
+            executable = f"{SANDBOX_PYTHON}/{layout.executable.relative_to(layout.base_prefix)}"
+            # Built with --enable-shared, the interpreter's absolute RUNPATH names the host prefix.
+            args += ["--setenv", "LD_LIBRARY_PATH", f"{SANDBOX_PYTHON}/lib"]
+        site_dirs: list[str] = []
+        for path in layout.site_dirs:
+            if not any(path.is_relative_to(m) for m in mounts):
+                mounts[path] = f"{SANDBOX_SITE}/{len(site_dirs)}"
+                site_dirs.append(mounts[path])
+        for source, target in mounts.items():
+            if target != "/usr":
+                args += ["--ro-bind", str(source), target]
         for path in self.hidden:
-            if any(path.is_relative_to(m) for m in mounted):
-                args += ["--tmpfs", str(path)]
+            for source, target in mounts.items():
+                if path.is_relative_to(source):
+                    args += ["--tmpfs", str(Path(target) / path.relative_to(source))]
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--bind", str(data_dir), SANDBOX_DATA, "--bind", str(tmp_dir), "/tmp"]
         args += ["--ro-bind", str(KERNEL_PATH), SANDBOX_KERNEL, "--chdir", SANDBOX_DATA]
-        return [*args, python, "-I", SANDBOX_KERNEL]
+        return [*args, executable, "-I", SANDBOX_KERNEL, *site_dirs]
+
+
+@dataclass(frozen=True, slots=True)
+class PythonLayout:
+    base_prefix: Path  # the installation the interpreter belongs to
+    executable: Path  # the real interpreter binary (a venv's python is a symlink to it)
+    site_dirs: tuple[Path, ...]  # every site-packages directory, a venv's included
+
+
+_LAYOUT_PROBE = (
+    "import json,os,site,sys;print(json.dumps({'base':sys.base_prefix,"
+    "'exe':os.path.realpath(getattr(sys,'_base_executable',sys.executable)),"
+    "'site':site.getsitepackages()}))"
+)
+
+
+@functools.cache
+def python_layout(python: str) -> PythonLayout:
+    """Where ``python``'s installation and packages lie (asked once per interpreter)."""
+    import subprocess
+
+    try:
+        probe = subprocess.run(
+            [python, "-I", "-c", _LAYOUT_PROBE], capture_output=True, timeout=30, check=True
+        )
+        found = json.loads(probe.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise SandboxUnavailable(
+            f"code_interpreter: the sandbox's Python {python} could not be inspected ({exc})."
+        ) from exc
+    base = Path(found["base"]).resolve()
+    executable = Path(found["exe"])
+    if not executable.is_relative_to(base):
+        base = executable.parent.parent
+    sites = tuple(Path(p).resolve() for p in found["site"] if Path(p).is_dir())
+    return PythonLayout(base, executable, sites)
 
 
 class UnsandboxedBackend:

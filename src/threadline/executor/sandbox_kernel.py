@@ -135,4 +135,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # The server mounts a venv's site-packages apart from its interpreter and names them here.
+    import site
+
+    for directory in sys.argv[1:]:
+        site.addsitedir(directory)
     main()
