@@ -186,7 +186,8 @@ class BubblewrapBackend:
         args += ["--proc", "/proc", "--dev", "/dev"]
         args += ["--bind", str(data_dir), SANDBOX_DATA, "--bind", str(tmp_dir), "/tmp"]
         args += ["--ro-bind", str(KERNEL_PATH), SANDBOX_KERNEL, "--chdir", SANDBOX_DATA]
-        return [*args, executable, "-I", SANDBOX_KERNEL, *site_dirs]
+        # The flag is sandbox_kernel.PID_NAMESPACE_FLAG (the kernel is a script, never imported).
+        return [*args, executable, "-I", SANDBOX_KERNEL, "--own-pid-namespace", *site_dirs]
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import base64
+import contextlib
 import io
 import json
 import os
@@ -26,11 +27,15 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from typing import Any
 
 MAX_LOG_BYTES = 1 << 20  # read back at most this much output per call (the server truncates further)
 KERNEL_PID = os.getpid()
+# The server passes this when the kernel runs in its own pid namespace (the bubblewrap backend):
+# only then may it kill every other process it sees.
+PID_NAMESPACE_FLAG = "--own-pid-namespace"
 
 
 def _reply(channel: io.TextIOWrapper, payload: dict[str, Any]) -> None:
@@ -64,6 +69,28 @@ def _run(code: str, namespace: dict[str, Any]) -> str | None:
     return None
 
 
+def _end_stray_processes() -> None:
+    """Kill every process the code left behind (a background job, a fork bomb still forking): none
+    outlives the execution that started it. Only ever called in the sandbox's own pid namespace,
+    where kill(-1) reaches every process but the caller and bwrap (the namespace's init)."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        others = [p for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, KERNEL_PID)]
+        if not others:
+            return
+        # ESRCH: nothing left to signal (the rest are zombies being reaped).
+        with contextlib.suppress(OSError):
+            os.kill(-1, signal.SIGKILL)
+        while True:  # reap our own children; bwrap reaps the orphans
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        time.sleep(0.005)
+
+
 def _figures() -> list[str]:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is None:
@@ -77,7 +104,7 @@ def _figures() -> list[str]:
     return images
 
 
-def main() -> None:
+def main(own_pid_namespace: bool) -> None:
     # Private copies of the protocol pipes; fds 0-2 become /dev/null and the capture file, so code
     # that prints, reads stdin or spawns programs can never corrupt the protocol.
     requests = os.fdopen(os.dup(0), "r", encoding="utf-8")
@@ -127,6 +154,8 @@ def main() -> None:
             error, images = "KeyboardInterrupt\n", []
         finally:
             busy.clear()
+        if own_pid_namespace:
+            _end_stray_processes()
         sys.stdout.flush()
         sys.stderr.flush()
         os.lseek(capture_fd, 0, os.SEEK_SET)
@@ -135,9 +164,13 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # The server mounts a venv's site-packages apart from its interpreter and names them here.
+    # Arguments: the flag above and the site-packages directories the server mounted apart from
+    # the interpreter (a venv's).
     import site
 
-    for directory in sys.argv[1:]:
-        site.addsitedir(directory)
-    main()
+    arguments = sys.argv[1:]
+    own_pid_namespace = PID_NAMESPACE_FLAG in arguments
+    for directory in arguments:
+        if directory != PID_NAMESPACE_FLAG:
+            site.addsitedir(directory)
+    main(own_pid_namespace)
