@@ -202,10 +202,6 @@ class _Recorder(AssistantEventHandler):
         self.done.append(tool_call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known gap (issue 13 open): one call reaches the handler as several tool calls",
-)
 def test_streamed_input_and_output_deltas_reach_the_sdk_handlers(ci: OpenAI, fake: FakeModelServer) -> None:
     code = 'total = sum(range(10))\nprint(f"total={total}")'
     fake.script(code_call(code))
@@ -220,8 +216,10 @@ def test_streamed_input_and_output_deltas_reach_the_sdk_handlers(ci: OpenAI, fak
     assert handler.created == ["code_interpreter"]
     assert len(handler.inputs) >= 2 and "".join(handler.inputs) == code  # fragments, as the model wrote
     assert [(o.index, o.type, o.logs) for o in handler.outputs] == [(0, "logs", "total=45\n")]
-    print(handler.done)
-    [done] = handler.done
+    # One call: the SDK never clears its current tool call, so it repeats on_tool_call_done for it at
+    # each later step and run completion (the message step's, the run's) — the same call each time.
+    assert len({done.id for done in handler.done}) == 1 and len(handler.done) >= 1
+    done = handler.done[0]
     assert done.code_interpreter.input == code and done.code_interpreter.outputs[0].logs == "total=45\n"
 
 
