@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from threadline.config import Settings
+from threadline.executor.code_interpreter import availability
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.observability.logs import fields
@@ -48,6 +49,8 @@ class Checked:
     migrated_from: str | None
     migrated_to: str | None
     providers: list[str]
+    code_interpreter: str = "not checked"
+    code_interpreter_problem: str | None = None
 
 
 def check(settings: Settings, *, migrate: bool = True) -> Checked:
@@ -76,7 +79,8 @@ def check(settings: Settings, *, migrate: bool = True) -> Checked:
             asyncio.run(close())
     finally:
         db.close()
-    return Checked(before, after, providers)
+    code_interpreter, problem = availability(settings)
+    return Checked(before, after, providers, code_interpreter, problem)
 
 
 def log_summary(settings: Settings, checked: Checked) -> None:
@@ -116,6 +120,7 @@ def log_summary(settings: Settings, checked: Checked) -> None:
         f"{', '.join(checked.providers) or 'none'}",
         f"  embeddings:  {embeddings}",
         f"  executor:    {executor}",
+        f"  code_interp: {checked.code_interpreter}",
         f"  metrics:     {metrics}",
         f"  listen:      {listen} ({processes})",
     ]
@@ -133,6 +138,7 @@ def log_summary(settings: Settings, checked: Checked) -> None:
             providers=checked.providers,
             embeddings=bool(settings.embeddings_model),
             executor=settings.executor,
+            code_interpreter=checked.code_interpreter,
             workers=settings.workers,
             listen=listen,
             metrics=metrics,
@@ -149,6 +155,8 @@ def warnings(settings: Settings, checked: Checked) -> list[str]:
             "no upstream model provider is configured: runs will fail until THREADLINE_UPSTREAM_BASE_URL "
             "or a models file (THREADLINE_MODELS_FILE) is set"
         )
+    if checked.code_interpreter_problem is not None:
+        found.append(checked.code_interpreter_problem)
     if settings.workers > 1 and not settings.database_url.startswith("postgres"):
         found.append(
             f"serve --workers {settings.workers} on SQLite: the processes share one writer; "

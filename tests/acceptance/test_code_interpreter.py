@@ -10,6 +10,8 @@ from __future__ import annotations
 import ast
 import io
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -359,3 +361,17 @@ def test_without_a_sandbox_the_run_fails_saying_how_to_enable_it(
     assert run.status == "failed" and call is None
     assert run.last_error is not None and "docs/code-interpreter.md" in run.last_error.message
     assert fake.requests == []  # the model was never offered a tool that cannot run
+    assert "code_interp: off (THREADLINE_CODE_INTERPRETER_BACKEND=none)" in proc.log()
+
+
+def test_the_start_up_summary_says_what_the_sandbox_runs(ci_server: ServerProcess, tmp_path: Path) -> None:
+    assert "code_interp: bubblewrap sandbox" in ci_server.log()
+    assert "(numpy, pandas, matplotlib)" in ci_server.log()
+    # A Python without the data stack: the summary says so and a warning says how to fix it.
+    bare = tmp_path / "bare-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    env = {"THREADLINE_CODE_INTERPRETER_PYTHON": str(bare / "bin" / "python")}
+    proc = ServerProcess(tmp_path / "server", env).start()
+    proc.stop()
+    assert "(without numpy, pandas, matplotlib)" in proc.log()
+    assert "install the code-interpreter extra" in proc.log()

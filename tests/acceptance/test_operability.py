@@ -42,7 +42,7 @@ def test_sqlite_default_starts_without_optional_modules_and_summarises(bare_serv
     log = bare_server.log()
     assert "Traceback" not in log
     assert "starting" in log and "database:" in log and "sqlite" in log
-    assert "migrations:" in log and "auth:" in log and "listen:" in log
+    assert "migrations:" in log and "auth:" in log and "listen:" in log and "code_interp:" in log
     assert "no upstream model provider is configured" in log  # the warning for a surprise
 
 

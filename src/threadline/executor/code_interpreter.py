@@ -31,6 +31,7 @@ from threadline.domain.files import StoredFile
 from threadline.domain.ids import new_id
 from threadline.domain.runs import Run
 from threadline.executor.sandbox import (
+    DATA_STACK,
     SANDBOX_DATA,
     Backend,
     BubblewrapBackend,
@@ -40,6 +41,7 @@ from threadline.executor.sandbox import (
     Session,
     SessionPool,
     UnsandboxedBackend,
+    python_layout,
 )
 from threadline.executor.tools import ToolResult
 from threadline.services.clock import now
@@ -371,6 +373,31 @@ def backend_from_settings(settings: Settings) -> Backend:
             f"Unknown THREADLINE_CODE_INTERPRETER_BACKEND {choice!r}: use auto, bubblewrap or none."
         )
     return BubblewrapBackend(hidden=[settings.data_dir])
+
+
+def availability(settings: Settings) -> tuple[str, str | None]:
+    """What the start-up summary says of code_interpreter, and a warning when it cannot run here."""
+    if settings.code_interpreter_backend == "none":
+        return "off (THREADLINE_CODE_INTERPRETER_BACKEND=none)", None
+    backend = backend_from_settings(settings)
+    python = settings.code_interpreter_python or sys.executable
+    try:
+        reason = backend.unavailable_reason()
+        layout = python_layout(python) if reason is None else None
+    except SandboxUnavailable as exc:
+        reason, layout = str(exc), None
+    if reason is not None or layout is None:
+        return "unavailable (runs that use it fail saying why)", reason
+    missing = [name for name in DATA_STACK if name not in layout.packages]
+    stack = f"without {', '.join(missing)}" if missing else ", ".join(DATA_STACK)
+    line = f"{backend.name} sandbox, {python} ({stack})"
+    if missing:
+        return line, (
+            f"code_interpreter: the sandbox's Python {python} lacks {', '.join(missing)}: install the "
+            "code-interpreter extra (pip install 'threadline[code-interpreter]') or set "
+            "THREADLINE_CODE_INTERPRETER_PYTHON"
+        )
+    return line, None
 
 
 def code_interpreter_from_settings(settings: Settings, db: Database, blobs: BlobStore) -> CodeInterpreterTool:

@@ -195,12 +195,14 @@ class PythonLayout:
     base_prefix: Path  # the installation the interpreter belongs to
     executable: Path  # the real interpreter binary (a venv's python is a symlink to it)
     site_dirs: tuple[Path, ...]  # every site-packages directory, a venv's included
+    packages: tuple[str, ...]  # which of DATA_STACK it can import
 
 
+DATA_STACK = ("numpy", "pandas", "matplotlib")  # what the code-interpreter extra installs
 _LAYOUT_PROBE = (
-    "import json,os,site,sys;print(json.dumps({'base':sys.base_prefix,"
+    "import importlib.util,json,os,site,sys;print(json.dumps({'base':sys.base_prefix,"
     "'exe':os.path.realpath(getattr(sys,'_base_executable',sys.executable)),"
-    "'site':site.getsitepackages()}))"
+    f"'site':site.getsitepackages(),'packages':[m for m in {DATA_STACK!r} if importlib.util.find_spec(m)]}}))"
 )
 
 
@@ -223,7 +225,7 @@ def python_layout(python: str) -> PythonLayout:
     if not executable.is_relative_to(base):
         base = executable.parent.parent
     sites = tuple(Path(p).resolve() for p in found["site"] if Path(p).is_dir())
-    return PythonLayout(base, executable, sites)
+    return PythonLayout(base, executable, sites, tuple(found["packages"]))
 
 
 class UnsandboxedBackend:
