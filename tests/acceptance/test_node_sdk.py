@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.fake_model import Call, Error, FakeModelServer, Reply, Text, ToolCalls
+from tests.support.fake_model import Call, Error, FakeModelServer, Reply, Text, ToolCalls, code_call
 from tests.support.server import ServerProcess
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
@@ -53,6 +53,8 @@ def _conversation_reply(body: dict[str, Any]) -> Reply:
         return ToolCalls([Call("get_weather", '{"city": "Oslo"}')])
     if "zebra" in user:
         return ToolCalls([Call("file_search", '{"query": "obsidian zebra tariffs"}')])
+    if "compute" in user:
+        return code_call("print(6 * 7)")
     return Text("Hello from Threadline")
 
 

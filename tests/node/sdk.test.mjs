@@ -1,7 +1,8 @@
 // Threadline driven by the official openai npm package. tests/acceptance/test_node_sdk.py starts the
 // server and a scripted model, then runs this file once per pinned SDK major (OPENAI_PACKAGE).
 // The scripted model answers by the conversation (see that file): "weather" asks for get_weather,
-// "zebra" calls file_search and then cites the first result, "fail" gets a provider error.
+// "zebra" calls file_search and then cites the first result, "compute" runs print(6 * 7) with
+// code_interpreter, "fail" gets a provider error.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
@@ -91,6 +92,31 @@ test('createAndRunStream, toolCallCreated/toolCallDelta, submitToolOutputsStream
   const final = await submitted.finalRun();
   assert.equal(final.status, 'completed');
   assert.equal(text, 'It is -5C');
+});
+
+test('code_interpreter: toolCallCreated, toolCallDelta with input and outputs', async () => {
+  const a = await client.beta.assistants.create({ model: 'fake-model', tools: [{ type: 'code_interpreter' }] });
+  const thread = await client.beta.threads.create({ messages: [{ role: 'user', content: 'compute' }] });
+  const created = [];
+  let input = '';
+  const outputs = [];
+  const stream = runs
+    .stream(thread.id, { assistant_id: a.id })
+    .on('toolCallCreated', (call) => created.push(call.type))
+    .on('toolCallDelta', (delta) => {
+      input += delta.code_interpreter?.input ?? '';
+      outputs.push(...(delta.code_interpreter?.outputs ?? []));
+    });
+  const run = await stream.finalRun();
+  assert.equal(run.status, 'completed');
+  assert.deepEqual(created, ['code_interpreter']);
+  assert.equal(input, 'print(6 * 7)');
+  assert.deepEqual(
+    outputs.map((o) => [o.index, o.type, o.logs]),
+    [[0, 'logs', '42\n']],
+  );
+  const [message] = await stream.finalMessages();
+  assert.equal(message.content[0].text.value, 'It is 42\n');
 });
 
 test('for await over runs.create({stream: true})', async () => {
