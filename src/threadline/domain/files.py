@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-JsonObject = dict[str, Any]
+from threadline.domain.json_object import JsonObject
 
-FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 # Vector-store file statuses; in_progress is the only non-terminal one.
 VS_FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 # Thread vector stores made by the helper or by attachments expire 7 days after last activity
-# (OpenAI's default, tool-file-search.txt "Thread vector stores have default expiration policies").
+# (OpenAI's default expiration policy for thread vector stores).
 THREAD_STORE_EXPIRY_DAYS = 7
 DAY_S = 86_400
 

@@ -59,10 +59,6 @@ def new_id(kind: str) -> str:
     return PREFIXES[kind] + _encode(_next_ordered(), _ORDERED_CHARS) + random_part
 
 
-def has_prefix(kind: str, value: str) -> bool:
-    return value.startswith(PREFIXES[kind])
-
-
 def check_id(kind: str, param: str, value: str) -> None:
     """Raise the 400 OpenAI gives for an id with the wrong prefix (before any lookup)."""
     if not value.startswith(PREFIXES[kind]):

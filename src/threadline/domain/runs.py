@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-JsonObject = dict[str, Any]
+from threadline.domain.json_object import JsonObject
 
 
 @dataclass(slots=True)

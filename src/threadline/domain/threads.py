@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from threadline.domain.json_object import JsonObject
 
 T = TypeVar("T")
-
-JsonObject = dict[str, Any]
 
 
 @dataclass(slots=True)

@@ -83,11 +83,6 @@ def annotation_sources(steps: list[RunStep]) -> list[MarkerSource]:
     return [CitationMarkers(search_results(steps))]
 
 
-def _left(budget: int | None, used: int) -> int | None:
-    """What remains of a whole-run token budget (None: no budget)."""
-    return None if budget is None else budget - used
-
-
 class Runner:
     def __init__(
         self,
@@ -128,9 +123,7 @@ class Runner:
             await self.fail(run_id, "server_error", err.message, progress)
         except Exception:
             log.exception("run %s failed", run_id)
-            await self.fail(
-                run_id, "server_error", "The server had an error while processing the run.", progress
-            )
+            await self.fail(run_id, "server_error", INTERNAL_ERROR_MESSAGE, progress)
 
     async def end(self, run_id: str, status: str, progress: RunProgress, **kwargs: Any) -> list[RunEvent]:
         return await self.transaction(

@@ -1,7 +1,9 @@
 """The upstream model client behind a small Protocol.
 
-The executor depends on ``ChatModel`` / ``EmbeddingModel`` and the event dataclasses only; tests use
-scripted doubles of the Protocols. ``ProviderRouter`` picks the provider for a model name.
+The executor depends on ``ChatModel`` / ``EmbeddingModel`` and the event dataclasses only, so another
+client plugs in behind the Protocols; the tests script the model at the HTTP edge instead (a fake
+OpenAI-compatible server), which exercises this client too. ``ProviderRouter`` picks the provider
+for a model name.
 """
 
 from threadline.llm.client import OpenAICompatibleModel

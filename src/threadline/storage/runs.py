@@ -100,11 +100,6 @@ class RunRepository:
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:
         return fetch_page(self.conn, r, [], params, _run, equal={"thread_id": thread_id})
 
-    def ids_with_status(self, statuses: tuple[str, ...]) -> builtins.list[str]:
-        """Ids of runs in ``statuses``, oldest first (start-up recovery)."""
-        query = sa.select(r.c.id).where(r.c.status.in_(statuses)).order_by(r.c.id)
-        return list(self.conn.execute(query).scalars())
-
     def ids_due_to_expire(self, now: int, owner: str, now_s: float) -> builtins.list[str]:
         """Live runs whose ``expires_at`` has passed (the expiry sweep), except those another worker
         holds with a live lease: that worker's own sweep expires them (it can stop the model call)."""
@@ -193,6 +188,3 @@ class RunRepository:
             r.c.status.in_(("in_progress", "cancelling")), r.c.lease_owner.is_not(None)
         )
         return [(row.id, row.lease_owner) for row in self.conn.execute(query)]
-
-    def delete_for_thread(self, thread_id: str) -> None:
-        self.conn.execute(r.delete().where(r.c.thread_id == thread_id))
