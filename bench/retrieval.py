@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import statistics
 import struct
@@ -161,7 +162,7 @@ def latencies(
         vectors = [[rng.gauss(0, 1) for _ in range(DIMS)]] if hybrid else []
         request = SearchRequest([store_id], [query], max_num_results=20)
         started = time.perf_counter()
-        db.transaction_sync(lambda uow, r=request, q=query, v=vectors: search_in(uow, r, [q], v))
+        db.transaction_sync(functools.partial(search_in, request=request, queries=[query], vectors=vectors))
         samples.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         _floor_search(db, store_id, query, vectors)

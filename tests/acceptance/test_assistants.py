@@ -52,7 +52,7 @@ def test_assistant_every_field(client: OpenAI) -> None:
     assert assistant.tools[2].function.name == "get_weather"  # type: ignore[union-attr]
     assert assistant.temperature == 0.2 and assistant.top_p == 0.9
     assert assistant.response_format.json_schema.schema_ == {"type": "object"}  # type: ignore[union-attr]
-    assert assistant.reasoning_effort == "low"
+    assert assistant.to_dict()["reasoning_effort"] == "low"  # not a field of every SDK's Assistant
     assert client.beta.assistants.retrieve(assistant.id) == assistant
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from openai import AssistantEventHandler, OpenAI
+from openai.types.beta import CodeInterpreterToolParam
 
 from tests.conftest import make_client, server_env
 from tests.support.fake_model import CODE_TOOL, FakeModelServer, Text, code_call, user_code
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewra
 
 TIMEOUT_S = 3
 MODEL = "fake-model"
-CI = [{"type": "code_interpreter"}]
+CI: list[CodeInterpreterToolParam] = [{"type": "code_interpreter"}]
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def _code(text: str) -> str:
 
 def _run(client: OpenAI, code: str, thread_id: str | None = None, **run: Any) -> tuple[Any, Any]:
     """A code_interpreter run of ``code`` (completed or not); (run, its code_interpreter call)."""
-    assistant = client.beta.assistants.create(model=MODEL, tools=CI)  # type: ignore[list-item]
+    assistant = client.beta.assistants.create(model=MODEL, tools=CI)
     if thread_id is None:
         thread_id = client.beta.threads.create().id
     client.beta.threads.messages.create(thread_id, role="user", content=_code(code))
@@ -106,7 +107,7 @@ def test_state_persists_across_runs_of_a_thread_not_across_threads(ci: OpenAI) -
 def test_a_csv_attached_for_code_interpreter_is_read_from_mnt_data(ci: OpenAI, fake: FakeModelServer) -> None:
     csv = b"city,temp\nOslo,-3\nCairo,31\n"
     file = ci.files.create(file=("weather.csv", io.BytesIO(csv)), purpose="assistants")
-    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)  # type: ignore[list-item]
+    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)
     code = "import pandas as pd\ndf = pd.read_csv('/mnt/data/weather.csv')\nprint(df['temp'].max())"
     thread = ci.beta.threads.create(
         messages=[
@@ -157,7 +158,7 @@ def test_a_plot_becomes_an_image_output_and_an_image_file_part(ci: OpenAI) -> No
 
 
 def test_a_written_file_linked_by_the_model_gets_a_file_path_annotation(ci: OpenAI) -> None:
-    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)  # type: ignore[list-item]
+    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)
     code = "with open('/mnt/data/report.csv', 'w') as f:\n    f.write('a,b\\n1,2\\n')\nprint('saved')"
     thread = ci.beta.threads.create(messages=[{"role": "user", "content": _code(code) + " link report.csv"}])
     run = ci.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
@@ -207,7 +208,7 @@ class _Recorder(AssistantEventHandler):
 def test_streamed_input_and_output_deltas_reach_the_sdk_handlers(ci: OpenAI, fake: FakeModelServer) -> None:
     code = 'total = sum(range(10))\nprint(f"total={total}")'
     fake.script(code_call(code))
-    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)  # type: ignore[list-item]
+    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)
     thread = ci.beta.threads.create(messages=[{"role": "user", "content": "add up"}])
     handler = _Recorder()
     with ci.beta.threads.runs.stream(
@@ -226,7 +227,7 @@ def test_streamed_input_and_output_deltas_reach_the_sdk_handlers(ci: OpenAI, fak
 
 
 def test_cancel_interrupts_running_code_within_a_second(ci: OpenAI, ci_server: ServerProcess) -> None:
-    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)  # type: ignore[list-item]
+    assistant = ci.beta.assistants.create(model=MODEL, tools=CI)
     thread = ci.beta.threads.create(
         messages=[{"role": "user", "content": _code("import time\ntime.sleep(2.5)")}]
     )

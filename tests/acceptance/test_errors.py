@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -26,7 +28,7 @@ from tests.support.server import ServerProcess
 )
 def test_metadata_limits(client: OpenAI, metadata: dict[str, object], param: str, code: str) -> None:
     thread = client.beta.threads.create(metadata={"keep": "me"})
-    creators = [
+    creators: list[Callable[[], object]] = [
         lambda: client.beta.threads.create(metadata=metadata),  # type: ignore[arg-type]
         lambda: client.beta.threads.update(thread.id, metadata=metadata),  # type: ignore[arg-type]
         lambda: client.beta.assistants.create(model="m", metadata=metadata),  # type: ignore[arg-type]
@@ -102,7 +104,7 @@ def test_unknown_route_and_wrong_method(client: OpenAI, server: ServerProcess) -
         ({"order": "sideways"}, "invalid_value"),
     ],
 )
-def test_list_parameter_errors(server: ServerProcess, params: dict[str, object], code: str) -> None:
+def test_list_parameter_errors(server: ServerProcess, params: dict[str, Any], code: str) -> None:
     thread_id = httpx.post(f"{server.base_url}/threads").json()["id"]
     for path in ("/assistants", f"/threads/{thread_id}/messages", "/threads"):
         response = httpx.get(f"{server.base_url}{path}", params=params)

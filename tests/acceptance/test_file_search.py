@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from openai import OpenAI
+from openai.types.beta.threads.runs import FileSearchToolCall
 
 from tests.conftest import make_client, server_env
 from tests.support import databases
@@ -18,7 +19,7 @@ from tests.support.fake_model import EMBEDDING_DIM, Call, FakeModelServer, Text,
 from tests.support.server import ServerProcess
 
 MODEL = "fake-model"
-INCLUDE_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+INCLUDE_CONTENT: Final = "step_details.tool_calls[*].file_search.results[*].content"
 
 
 def _store_with(client: OpenAI, documents: list[tuple[str, bytes]]) -> tuple[str, list[str]]:
@@ -68,7 +69,7 @@ def test_run_calls_file_search_and_cites(client: OpenAI, fake: FakeModelServer) 
     )
     tool_step = next(s for s in steps.data if s.type == "tool_calls")
     call = tool_step.step_details.tool_calls[0]  # type: ignore[union-attr]
-    assert call.type == "file_search"
+    assert isinstance(call, FileSearchToolCall)
     assert call.file_search.ranking_options is not None
     assert call.file_search.ranking_options.score_threshold == 0.0
     results = call.file_search.results or []
@@ -105,6 +106,7 @@ def test_one_file_store_scores_high_inside_a_run(client: OpenAI, fake: FakeModel
     assert "obsidian zebra" in tool_output and "No results found" not in tool_output
     steps = client.beta.threads.runs.steps.list(run.id, thread_id=run.thread_id, order="asc").data
     call = steps[0].step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert isinstance(call, FileSearchToolCall)
     results = call.file_search.results or []
     assert [r.file_id for r in results] == file_ids and results[0].score >= 0.5
 

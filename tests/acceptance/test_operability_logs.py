@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -150,7 +150,8 @@ def test_metrics_move_and_sum_over_two_api_processes(tmp_path: Path, fake: FakeM
             api_key="k",
             max_retries=0,
             _strict_response_validation=True,
-            http_client=httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)),
+            # The SDK accepts an httpx client (its annotation names its own bundled HTTP library).
+            http_client=cast(Any, httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))),
         ) as client:
             while created < 10 or len({p.name.rsplit("_", 1)[1] for p in multiproc.glob("counter_*.db")}) < 2:
                 client.beta.threads.create()

@@ -17,7 +17,7 @@ import concurrent.futures
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -92,7 +92,7 @@ def _stream_one(client: OpenAI, assistant_id: str, marker: str) -> tuple[list[st
     thread = {"messages": [{"role": "user", "content": marker}]}
     with client.beta.threads.create_and_run(
         assistant_id=assistant_id,
-        thread=thread,  # type: ignore[arg-type]
+        thread=cast(Any, thread),
         stream=True,
     ) as stream:
         for event in stream:

@@ -28,7 +28,7 @@ def test_store_lifecycle(client: OpenAI) -> None:
     )
     assert named.name == "Handbook" and named.metadata == {"team": "docs"}
     assert named.expires_after is not None and named.expires_after.days == 2
-    assert named.expires_at == named.last_active_at + 2 * 86400
+    assert named.last_active_at is not None and named.expires_at == named.last_active_at + 2 * 86400
     assert client.vector_stores.retrieve(store.id).name == "Handbook"
     assert store.id in [s.id for s in client.vector_stores.list(limit=100)]
     gone = client.vector_stores.delete(store.id)
@@ -57,7 +57,7 @@ def test_create_with_files_indexes_them(client: OpenAI) -> None:
     assert first.chunking_strategy.static.max_chunk_size_tokens == 800  # type: ignore[union-attr]
     assert client.vector_stores.files.list(store.id, filter="failed").data == []
     content = list(client.vector_stores.files.content(file_id=ids[2], vector_store_id=store.id))
-    assert "Velvet anchors hold the barge." in "".join(c.text for c in content)
+    assert "Velvet anchors hold the barge." in "".join(c.text or "" for c in content)
 
 
 def test_upload_and_poll_with_static_chunking_and_attributes(client: OpenAI) -> None:
@@ -78,7 +78,7 @@ def test_upload_and_poll_with_static_chunking_and_attributes(client: OpenAI) -> 
     assert updated.attributes == {"year": 2024}
     # Overlapping chunks are stitched back into the document.
     content = "".join(
-        c.text for c in client.vector_stores.files.content(file_id=file.id, vector_store_id=store.id)
+        c.text or "" for c in client.vector_stores.files.content(file_id=file.id, vector_store_id=store.id)
     )
     assert content == text
     with pytest.raises(openai.BadRequestError) as exc:

@@ -14,7 +14,7 @@ from tests.support.errors import assert_api_error
 
 @pytest.fixture()
 def library(client: OpenAI) -> str:
-    documents = [
+    documents: list[tuple[str, bytes, dict[str, str | float | bool]]] = [
         (
             "zebra.pdf",
             pdf_document("The obsidian zebra negotiates tariffs with lighthouse keepers."),
@@ -122,8 +122,10 @@ def test_filters(client: OpenAI, library: str) -> None:
     assert {r.filename for r in either.data} == {"notes.txt", "zebra.pdf"}
     with pytest.raises(openai.BadRequestError) as exc:
         client.vector_stores.search(
-            library, query=query, filters={"type": "between", "key": "year", "value": 1}
-        )  # type: ignore[typeddict-item]
+            library,
+            query=query,
+            filters={"type": "between", "key": "year", "value": 1},  # type: ignore[arg-type,typeddict-item]
+        )
     assert_api_error(exc.value, 400)
 
 

@@ -17,7 +17,7 @@ import concurrent.futures
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from openai import OpenAI
@@ -119,7 +119,7 @@ def _create_runs(cluster: Cluster, assistant_id: str, markers: list[str]) -> lis
     def create(i: int) -> Run:
         sdk = cluster.clients[i % 2]
         thread: dict[str, Any] = {"messages": [{"role": "user", "content": markers[i]}]}
-        return sdk.beta.threads.create_and_run(assistant_id=assistant_id, thread=thread)  # type: ignore[arg-type]
+        return sdk.beta.threads.create_and_run(assistant_id=assistant_id, thread=cast(Any, thread))
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         return list(pool.map(create, range(len(markers))))

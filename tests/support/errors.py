@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
 import openai
 
 
-def error_of(response: httpx.Response) -> dict[str, Any]:
+class JsonResponse(Protocol):
+    """httpx's Response, or the one the openai SDK's own HTTP client returns."""
+
+    def json(self) -> Any: ...
+
+
+def error_of(response: JsonResponse) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"}, body
     error: dict[str, Any] = body["error"]

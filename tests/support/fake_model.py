@@ -128,7 +128,7 @@ def user_code(body: dict[str, Any]) -> Reply:
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":
-        user = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+        user: dict[str, Any] = next((m for m in reversed(messages) if m.get("role") == "user"), {})
         text = f"Output: {last.get('content')}"
         link = re.search(r"link (\S+)", str(user.get("content") or ""))
         if link:

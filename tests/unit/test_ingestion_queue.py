@@ -3,6 +3,7 @@ finishing is failed instead of claimed again; a clean hand-back does not count."
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +41,16 @@ def _queue_file(uow: UnitOfWork) -> None:
     uow.vector_stores.put_file(VectorStoreFile("file-q", "vs_q", 0, "in_progress", {"type": "static"}))
 
 
+def _claim(uow: UnitOfWork, now: float) -> list[VectorStoreFile]:
+    return uow.chunks.claim(now, 10, 4, 2)
+
+
 def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> None:
     db.transaction_sync(_queue_file)
     now = 1000.0
     for attempt in (1, 2):
         # Each claim's lease runs out unfinished, as when the process dies with the file.
-        claimed = db.transaction_sync(lambda uow, now=now: uow.chunks.claim(now, 10, 4, 2))
+        claimed = db.transaction_sync(functools.partial(_claim, now=now))
         assert [job.id for job in claimed] == ["file-q"], attempt
         now += 11
     assert db.transaction_sync(lambda uow: uow.chunks.claim(now, 10, 4, 2)) == []

@@ -97,7 +97,7 @@ def _vector_rows(db: Database, dims: int = DIMS) -> int:
         sql = f"SELECT count(*) FROM {sqlite_vectors.table_name(dims)}"
     else:
         sql = f"SELECT count(*) FROM {pg_vectors.TABLE} WHERE vector_dims(embedding) = {dims}"
-    return int(db.transaction_sync(lambda uow: uow.conn.exec_driver_sql(sql).scalar()))
+    return int(db.transaction_sync(lambda uow: uow.conn.exec_driver_sql(sql).scalar_one()))
 
 
 def test_nearest_equals_an_exact_scan(db: Database) -> None:
@@ -111,7 +111,11 @@ def test_nearest_equals_an_exact_scan(db: Database) -> None:
     for _ in range(10):
         query = [rng.gauss(0, 1) for _ in range(DIMS)]
         expected = _exact_top_k(query, candidates, 15)
-        got = db.transaction_sync(lambda uow, q=query: uow.chunks.nearest(["vs_a"], pack(q), 15))
+
+        def nearest(uow: UnitOfWork, q: list[float] = query) -> list[tuple[int, float]]:
+            return uow.chunks.nearest(["vs_a"], pack(q), 15)
+
+        got = db.transaction_sync(nearest)
         assert [c for c, _ in got] == [c for c, _ in expected]
         assert [s for _, s in got] == pytest.approx([s for _, s in expected], abs=1e-5)
 
