@@ -23,8 +23,10 @@ from openai import AssistantEventHandler, OpenAI
 from openai.types.beta import CodeInterpreterToolParam
 
 from tests.conftest import make_client, server_env
+from tests.support import databases
 from tests.support.fake_model import CODE_TOOL, FakeModelServer, Text, code_call, user_code
 from tests.support.server import ServerProcess
+from tests.support.worker import WorkerProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap (bwrap) is not installed")
 
@@ -376,3 +378,41 @@ def test_the_start_up_summary_says_what_the_sandbox_runs(ci_server: ServerProces
     proc.stop()
     assert "(without numpy, pandas, matplotlib)" in proc.log()
     assert "install the code-interpreter extra" in proc.log()
+
+
+def test_sessions_run_in_the_worker_that_executes_the_run(tmp_path: Path, fake: FakeModelServer) -> None:
+    """PostgreSQL, ``serve --no-executor`` and one ``threadline worker`` sharing a data directory:
+    the code runs in a session of the worker process, state persists across the thread's runs,
+    and a figure the worker stored downloads through the API."""
+    reason = databases.postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"separate workers need PostgreSQL: {reason}")
+    url = databases.create_database()
+    env = {
+        "THREADLINE_DATABASE_URL": url,
+        "THREADLINE_UPSTREAM_BASE_URL": fake.base_url,
+        "THREADLINE_UPSTREAM_MAX_RETRIES": "0",
+        "THREADLINE_RUN_POLL_S": "0.5",
+    }
+    data_dir = tmp_path / "data"
+    api = ServerProcess(data_dir, env, ["--no-executor"])
+    worker = WorkerProcess(data_dir, env)
+    try:
+        api.start(timeout_s=60)
+        worker.start(timeout_s=60)
+        fake.default = user_code
+        with make_client(api.base_url) as client:
+            first, _ = _run(client, "kept = 6 * 7")
+            plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nprint(kept)"
+            run, call = _run(client, plot, thread_id=first.thread_id)
+            assert run.status == "completed", run.last_error
+            assert _logs(call) == "42\n"
+            [image] = [o for o in call.code_interpreter.outputs if o.type == "image"]
+            assert client.files.content(image.image.file_id).read().startswith(b"\x89PNG")
+        assert worker.proc is not None
+        session_dir = data_dir / "code-interpreter" / str(worker.proc.pid) / run.thread_id
+        assert session_dir.is_dir(), list((data_dir / "code-interpreter").glob("*/*"))
+    finally:
+        worker.stop()
+        api.stop()
+        databases.drop_database(url)
