@@ -19,7 +19,7 @@ from threadline.api.http import json_response, list_params, parse_body
 from threadline.api.sse import event_stream
 from threadline.domain.errors import RateLimited
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
-from threadline.domain.run_states import TERMINAL_RUN_STATUSES
+from threadline.domain.run_states import STOPPED_RUN_STATUSES, Interrupt
 from threadline.domain.runs import Run
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import RunDispatcher
@@ -36,7 +36,7 @@ from threadline.storage.uow import UnitOfWork
 # send ``X-Stainless-Poll-Helper: true`` on their GETs and stop at these statuses; such a GET of a run
 # still on its way is held until it gets there, for at most this long (far below the SDK's timeout).
 POLL_HOLD_S = 5.0
-_POLL_STOP_STATUSES = frozenset({"requires_action", *TERMINAL_RUN_STATUSES})
+_POLL_STOP_STATUSES = frozenset(STOPPED_RUN_STATUSES)
 
 
 def bus(request: Request) -> EventBus:
@@ -190,7 +190,7 @@ async def cancel_run(request: Request) -> Response:
     await bus(request).transaction(database(request), run_id, cancel)
     run, notify = outcome[-1]
     if notify:
-        dispatcher(request).interrupt(run.id, "cancel")
+        dispatcher(request).interrupt(run.id, Interrupt.CANCEL)
     return run_response(request, run)
 
 

@@ -20,6 +20,7 @@ from threadline.domain.events import (
     StreamError,
     ThreadCreated,
 )
+from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message, Thread
 
@@ -37,7 +38,8 @@ def encode_event(event: RunEvent) -> tuple[str, dict[str, Any]]:
 
 def decode_event(name: str, data: dict[str, Any]) -> RunEvent:
     if name == "RunChanged":
-        return RunChanged(data["name"], Run(**data["run"]))
+        run = data["run"]
+        return RunChanged(data["name"], Run(**{**run, "status": RunStatus(run["status"])}))
     if name == "StepChanged":
         return StepChanged(data["name"], RunStep(**data["step"]))
     if name == "MessageChanged":

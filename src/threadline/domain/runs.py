@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from threadline.domain.json_object import JsonObject
+from threadline.domain.run_states import RunStatus
 
 
 @dataclass(slots=True)
@@ -16,7 +17,7 @@ class Run:
     thread_id: str
     assistant_id: str
     created_at: int
-    status: str
+    status: RunStatus
     model: str
     instructions: str
     tools: list[JsonObject]

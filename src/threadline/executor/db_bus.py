@@ -32,10 +32,10 @@ from typing import Any
 from threadline.config import Settings
 from threadline.domain.event_codec import decode_event, encode_event
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
-from threadline.domain.run_states import is_terminal
+from threadline.domain.run_states import STOPPED_RUN_STATUSES
 from threadline.executor.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
 from threadline.storage.database import Database
-from threadline.storage.notify import EVENTS_CHANNEL, Notifications
+from threadline.storage.notify import EVENTS_CHANNEL, EventsNotice, Notifications
 from threadline.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class DatabaseSubscription:
             return rows, []
         if run is None:
             return [], [StreamEnd(self.run_id)]
-        if is_terminal(run.status) or run.status == "requires_action":
+        if run.status in STOPPED_RUN_STATUSES:
             return [], [RunChanged(run.status, run), StreamEnd(self.run_id)]
         return [], []
 
@@ -215,10 +215,10 @@ class DatabaseBus:
                 subscription.push(first_seq + offset, event)
 
     def _on_notice(self, payload: str) -> None:
-        run_id, _, origin = payload.partition(":")
-        if origin == self.origin:
+        notice = EventsNotice.parse(payload)
+        if notice.origin == self.origin:
             return  # ours: already handed over from memory
-        for subscription in self._subscribers.get(run_id, ()):
+        for subscription in self._subscribers.get(notice.run_id, ()):
             subscription.remote = True
             subscription.wake.set()
 

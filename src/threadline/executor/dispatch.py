@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
+from threadline.domain.run_states import Interrupt
 from threadline.storage.database import Database
-from threadline.storage.notify import RUNS_CHANNEL, announce
+from threadline.storage.notify import RUNS_CHANNEL, RunNotice, announce
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ class RunDispatcher(Protocol):
         """A run was queued (call after the commit): have an executor claim it soon."""
         ...
 
-    def interrupt(self, run_id: str, reason: str) -> None:
-        """Stop a run ("cancel" after the commit that made it cancelling, or "expire")."""
+    def interrupt(self, run_id: str, reason: Interrupt) -> None:
+        """Stop a run (CANCEL after the commit that made it cancelling, or EXPIRE)."""
         ...
 
 
@@ -91,12 +92,16 @@ class NotifyingDispatcher:
             self._warned = set(ids)
 
     def submit(self, run_id: str) -> None:
-        self.background.spawn(announce(self.db, RUNS_CHANNEL, f"queued:{run_id}"), f"notify-{run_id}")
+        self.background.spawn(
+            announce(self.db, RUNS_CHANNEL, RunNotice("queued", run_id).payload), f"notify-{run_id}"
+        )
 
-    def interrupt(self, run_id: str, reason: str) -> None:
+    def interrupt(self, run_id: str, reason: Interrupt) -> None:
         # Expiry is the workers' own sweep; only a cancel needs telling.
-        if reason == "cancel":
-            self.background.spawn(announce(self.db, RUNS_CHANNEL, f"cancel:{run_id}"), f"notify-{run_id}")
+        if reason == Interrupt.CANCEL:
+            self.background.spawn(
+                announce(self.db, RUNS_CHANNEL, RunNotice("cancel", run_id).payload), f"notify-{run_id}"
+            )
 
     async def aclose(self) -> None:
         if self._watch is not None:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent
+from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run
 from threadline.observability.logs import fields
 from threadline.observability.metrics import ACTIVE_RUNS, RUN_DURATION, RUN_TTFT, RUNS, TOKENS
@@ -74,7 +75,7 @@ class RunLog:
             if isinstance(event, MessageDelta) and timing.first_token is None:
                 timing.first_token = time.monotonic()
                 RUN_TTFT.labels(timing.model).observe(timing.first_token - timing.started)
-            elif isinstance(event, RunChanged) and event.run.status == "cancelling":
+            elif isinstance(event, RunChanged) and event.run.status == RunStatus.CANCELLING:
                 log.info(
                     "run %s cancelling",
                     run_id,
@@ -117,7 +118,7 @@ class RunLog:
         )
         ttft = "-" if ttft_ms is None else f"{ttft_ms:.1f}ms"
         summary = f"in {duration * 1000:.1f}ms (ttft {ttft}, tokens {tokens_in} in / {tokens_out} out)"
-        if run.status == "failed":
+        if run.status == RunStatus.FAILED:
             log.warning(
                 "run %s failed %s: %s: %s",
                 run.id,

@@ -22,6 +22,7 @@ from threadline.blobs import BlobNotFound, BlobStore
 from threadline.domain.errors import ThreadlineError, UpstreamError
 from threadline.domain.events import MessageDelta, RunEvent, StepDelta
 from threadline.domain.ids import new_id
+from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
 from threadline.executor.bus import EventBus, Work
@@ -125,7 +126,9 @@ class Runner:
             log.exception("run %s failed", run_id)
             await self.fail(run_id, "server_error", INTERNAL_ERROR_MESSAGE, progress)
 
-    async def end(self, run_id: str, status: str, progress: RunProgress, **kwargs: Any) -> list[RunEvent]:
+    async def end(
+        self, run_id: str, status: RunStatus, progress: RunProgress, **kwargs: Any
+    ) -> list[RunEvent]:
         return await self.transaction(
             run_id,
             lambda uow: transitions.end(uow, run_id, status, partial_text=progress.partial_text, **kwargs),
@@ -135,7 +138,7 @@ class Runner:
         # No `event: error` after thread.run.failed: openai-node (v4 and later) throws on any error
         # event, so its finalRun() would reject and the caller never see last_error. OpenAI ends a
         # failed run's stream with thread.run.failed, then done.
-        await self.end(run_id, "failed", progress, last_error={"code": code, "message": message})
+        await self.end(run_id, RunStatus.FAILED, progress, last_error={"code": code, "message": message})
 
     async def _rounds(self, start: RunStart, progress: RunProgress) -> None:
         run, messages, steps = start.run, start.messages, start.steps
@@ -149,12 +152,13 @@ class Runner:
                 None if run.max_completion_tokens is None else run.max_completion_tokens - used_completion
             )
             if completion_left is not None and completion_left <= 0:
-                await self.end(run.id, "incomplete", progress, incomplete_reason="max_completion_tokens")
+                reason = "max_completion_tokens"
+                await self.end(run.id, RunStatus.INCOMPLETE, progress, incomplete_reason=reason)
                 return
             images = await self._images(image_file_ids(messages), images)
             prompt = build_prompt(run, messages, steps, self.registry, prompt_left, images)
             if prompt is None:
-                await self.end(run.id, "incomplete", progress, incomplete_reason="max_prompt_tokens")
+                await self.end(run.id, RunStatus.INCOMPLETE, progress, incomplete_reason="max_prompt_tokens")
                 return
             model, upstream_model = self.router.resolve(run.model)
             tools = await self.registry.run_chat_tools(run)
@@ -164,10 +168,11 @@ class Runner:
             used_prompt += result.prompt_tokens
             used_completion += result.completion_tokens
             if result.finish_reason == "length":
-                await self._close_message(run, result, progress, "incomplete", "max_completion_tokens")
+                reason = "max_completion_tokens"
+                await self._close_message(run, result, progress, RunStatus.INCOMPLETE, reason)
                 return
             if not result.calls:
-                await self._close_message(run, result, progress, "completed")
+                await self._close_message(run, result, progress, RunStatus.COMPLETED)
                 return
             await self._close_message(run, result, progress)
             if await self._dispatch_calls(run, result):
@@ -336,7 +341,7 @@ class Runner:
         run: Run,
         result: _Round,
         progress: RunProgress,
-        end_status: str | None = None,
+        end_status: RunStatus | None = None,
         incomplete_reason: str | None = None,
     ) -> None:
         """Complete the round's message and step; with ``end_status``, also end the run in the same

@@ -28,6 +28,7 @@ from functools import partial
 
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
+from threadline.domain.run_states import Interrupt, RunStatus
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
@@ -37,7 +38,7 @@ from threadline.services.clock import now
 from threadline.services.runs import transitions
 from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
-from threadline.storage.notify import RUNS_CHANNEL, Notifications, announce
+from threadline.storage.notify import RUNS_CHANNEL, Notifications, RunNotice, announce
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Executor:
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, RunProgress] = {}
-        self._interrupts: dict[str, str] = {}
+        self._interrupts: dict[str, Interrupt] = {}
         self._wake = asyncio.Event()
         self._claiming = True
         self._saturated = False
@@ -120,8 +121,8 @@ class Executor:
         """A run was queued (call after its commit): claim it now rather than at the next poll."""
         self._wake.set()
 
-    def interrupt(self, run_id: str, reason: str) -> None:
-        """Stop a run: ``reason`` is "cancel" or "expire". Our own task is cancelled (the model call's
+    def interrupt(self, run_id: str, reason: Interrupt) -> None:
+        """Stop a run: ``reason`` is CANCEL or EXPIRE. Our own task is cancelled (the model call's
         HTTP response is closed at once) and finishes the run. A cancelled run we do not hold is
         announced to whoever holds it, and finished here if nobody does (e.g. still queued)."""
         task = self._tasks.get(run_id)
@@ -129,8 +130,10 @@ class Executor:
             self._interrupts[run_id] = reason
             task.cancel()
             return
-        if reason == "cancel":
-            self._background.spawn(announce(self.db, RUNS_CHANNEL, f"cancel:{run_id}"), f"cancel-{run_id}")
+        if reason == Interrupt.CANCEL:
+            self._background.spawn(
+                announce(self.db, RUNS_CHANNEL, RunNotice("cancel", run_id).payload), f"cancel-{run_id}"
+            )
             self._background.spawn(self._recover(run_id), f"recover-{run_id}")
             return
         # expire: the sweep picks only runs no live worker holds, so finishing here is safe.
@@ -139,12 +142,15 @@ class Executor:
         self._tasks[run_id] = asyncio.create_task(self._finish_interrupted(run_id), name=f"stop-{run_id}")
 
     def _on_notice(self, payload: str) -> None:
-        kind, _, run_id = payload.partition(":")
-        if kind == "queued":
+        notice = RunNotice.parse(payload)
+        if notice is None:
+            return
+        run_id = notice.run_id
+        if notice.kind == "queued":
             self._wake.set()
-        elif kind == "cancel" and run_id in self._tasks:
-            self.interrupt(run_id, "cancel")
-        elif kind == "cancel":
+        elif run_id in self._tasks:
+            self.interrupt(run_id, Interrupt.CANCEL)
+        else:
             self._background.spawn(self._recover(run_id), f"recover-{run_id}")
 
     # --- claiming and running -------------------------------------------------------------------
@@ -192,9 +198,9 @@ class Executor:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            if reason == "lost":
+            if reason == Interrupt.LOST:
                 return  # another worker took the run over: it is theirs to finish
-            if reason == "shutdown":
+            if reason == Interrupt.SHUTDOWN:
                 progress = self._progress[run_id]
                 await self.runner.fail(run_id, "server_error", transitions.SHUTDOWN_MESSAGE, progress)
                 return
@@ -204,8 +210,8 @@ class Executor:
 
     async def _finish_interrupted(self, run_id: str) -> None:
         try:
-            reason = self._interrupts.get(run_id, "cancel")
-            status = "expired" if reason == "expire" else "cancelled"
+            reason = self._interrupts.get(run_id, Interrupt.CANCEL)
+            status = RunStatus.EXPIRED if reason == Interrupt.EXPIRE else RunStatus.CANCELLED
             await self.runner.end(run_id, status, self._progress[run_id])
         finally:
             self._forget(run_id)
@@ -243,10 +249,10 @@ class Executor:
                 continue
             if owner is not None and owner != self.owner:
                 log.warning("run %s: lease lost to %s; stopping our copy", run_id, owner)
-                self._interrupts[run_id] = "lost"
+                self._interrupts[run_id] = Interrupt.LOST
                 task.cancel()
-            elif status == "cancelling":
-                self.interrupt(run_id, "cancel")
+            elif status == RunStatus.CANCELLING:
+                self.interrupt(run_id, Interrupt.CANCEL)
 
     async def recover_orphans(self) -> None:
         """Finish runs no live executor holds (lease expired or missing)."""
@@ -283,7 +289,7 @@ class Executor:
         )
         for run_id in due:
             if run_id not in self._interrupts:
-                self.interrupt(run_id, "expire")
+                self.interrupt(run_id, Interrupt.EXPIRE)
 
     # --- shutdown --------------------------------------------------------------------------------
 
@@ -296,7 +302,7 @@ class Executor:
             await asyncio.wait(list(self._tasks.values()), timeout=grace_s)
         running = [(run_id, task) for run_id, task in self._tasks.items() if not task.done()]
         for run_id, task in running:
-            self._interrupts.setdefault(run_id, "shutdown")
+            self._interrupts.setdefault(run_id, Interrupt.SHUTDOWN)
             task.cancel()
         for _, task in running:
             with contextlib.suppress(asyncio.CancelledError):

@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -26,9 +27,47 @@ if TYPE_CHECKING:  # database -> uow -> run_events -> notify: a runtime import w
 
 log = logging.getLogger(__name__)
 
-EVENTS_CHANNEL = "threadline_run_events"  # payload: "<run id>:<origin>", the run whose events were appended
-RUNS_CHANNEL = "threadline_runs"  # payload: "queued:<run id>" or "cancel:<run id>"
+EVENTS_CHANNEL = "threadline_run_events"  # payload: an EventsNotice
+RUNS_CHANNEL = "threadline_runs"  # payload: a RunNotice
 RECONNECT_DELAY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunNotice:
+    """On RUNS_CHANNEL: a run was queued (a worker may claim it) or asked to cancel."""
+
+    kind: Literal["queued", "cancel"]
+    run_id: str
+
+    @property
+    def payload(self) -> str:
+        return f"{self.kind}:{self.run_id}"
+
+    @staticmethod
+    def parse(payload: str) -> RunNotice | None:
+        kind, _, run_id = payload.partition(":")
+        if kind == "queued":
+            return RunNotice("queued", run_id)
+        if kind == "cancel":
+            return RunNotice("cancel", run_id)
+        return None  # another version's notice: ignore it
+
+
+@dataclass(frozen=True, slots=True)
+class EventsNotice:
+    """On EVENTS_CHANNEL: the process ``origin`` appended events of ``run_id``."""
+
+    run_id: str
+    origin: str
+
+    @property
+    def payload(self) -> str:
+        return f"{self.run_id}:{self.origin}"
+
+    @staticmethod
+    def parse(payload: str) -> EventsNotice:
+        run_id, _, origin = payload.partition(":")
+        return EventsNotice(run_id, origin)
 
 
 def send(conn: Connection, channel: str, payload: str) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.storage import tables
-from threadline.storage.notify import EVENTS_CHANNEL, send
+from threadline.storage.notify import EVENTS_CHANNEL, EventsNotice, send
 
 e = tables.run_events
 # First key of the two-key advisory lock: our namespace, so other users of advisory locks on the same
@@ -47,7 +47,7 @@ class RunEventRepository:
         ]
         if rows:
             self.conn.execute(e.insert(), rows)
-            send(self.conn, EVENTS_CHANNEL, f"{run_id}:{origin}")
+            send(self.conn, EVENTS_CHANNEL, EventsNotice(run_id, origin).payload)
         return last + len(rows)
 
     def last_seq(self, run_id: str) -> int:

@@ -17,7 +17,12 @@ import builtins
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadline.domain.run_states import ACTIVE_RUN_STATUSES, EXECUTING_RUN_STATUSES
+from threadline.domain.run_states import (
+    ACTIVE_RUN_STATUSES,
+    EXECUTING_RUN_STATUSES,
+    LEASED_RUN_STATUSES,
+    RunStatus,
+)
 from threadline.domain.runs import Run
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
@@ -59,9 +64,9 @@ _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
 _UPDATE = r.update().where(r.c.id == sa.bindparam("b_run_id"))
 _CLAIM = (
     r.update()
-    .where(r.c.id == sa.bindparam("b_run_id"), r.c.status == "queued")
+    .where(r.c.id == sa.bindparam("b_run_id"), r.c.status == RunStatus.QUEUED)
     .values(
-        status="in_progress",
+        status=RunStatus.IN_PROGRESS,
         lease_owner=sa.bindparam("b_owner"),
         lease_expires_at=sa.bindparam("b_lease_expires_at"),
         started_at=sa.func.coalesce(r.c.started_at, sa.bindparam("b_started_at")),
@@ -127,7 +132,7 @@ class RunRepository:
         """Runs still queued that were created before ``created_before`` (oldest first)."""
         query = (
             sa.select(r.c.id)
-            .where(r.c.status == "queued", r.c.created_at < created_before)
+            .where(r.c.status == RunStatus.QUEUED, r.c.created_at < created_before)
             .order_by(r.c.id)
             .limit(limit)
         )
@@ -137,7 +142,7 @@ class RunRepository:
         """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
         query = (
             sa.select(r.c.id)
-            .where(r.c.status == "queued")
+            .where(r.c.status == RunStatus.QUEUED)
             .order_by(r.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -162,7 +167,7 @@ class RunRepository:
             .where(
                 r.c.id.in_(run_ids),
                 r.c.lease_owner == owner,
-                r.c.status.in_(("in_progress", "cancelling")),
+                r.c.status.in_(LEASED_RUN_STATUSES),
             )
             .values(lease_expires_at=lease_expires_at)
         )
@@ -175,7 +180,7 @@ class RunRepository:
         query = (
             sa.select(r.c.id)
             .where(
-                r.c.status.in_(("in_progress", "cancelling")),
+                r.c.status.in_(LEASED_RUN_STATUSES),
                 sa.or_(r.c.lease_expires_at.is_(None), r.c.lease_expires_at < now_s),
             )
             .order_by(r.c.id)
@@ -185,6 +190,6 @@ class RunRepository:
     def lease_owners(self) -> builtins.list[tuple[str, str]]:
         """``(run id, lease_owner)`` of every leased live run (start-up: find dead local owners)."""
         query = sa.select(r.c.id, r.c.lease_owner).where(
-            r.c.status.in_(("in_progress", "cancelling")), r.c.lease_owner.is_not(None)
+            r.c.status.in_(LEASED_RUN_STATUSES), r.c.lease_owner.is_not(None)
         )
         return [(row.id, row.lease_owner) for row in self.conn.execute(query)]

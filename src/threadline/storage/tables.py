@@ -11,12 +11,29 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from threadline.domain.run_states import RunStatus
+
 metadata = sa.MetaData()
 
 # Ids compare byte-wise on both engines (PostgreSQL's default collation would not).
 Id = sa.String(64).with_variant(postgresql.VARCHAR(64, collation="C"), "postgresql")
 Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 Timestamp = sa.BigInteger  # Unix seconds
+
+
+class RunStatusColumn(sa.TypeDecorator[RunStatus]):
+    """A run's status: stored as its text, loaded as a ``RunStatus``."""
+
+    impl = sa.String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: RunStatus | str | None, dialect: sa.Dialect) -> str | None:
+        return None if value is None else str(value)
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> RunStatus | None:
+        return None if value is None else RunStatus(value)
+
+
 SearchVector = sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")
 
 assistants = sa.Table(
@@ -73,7 +90,7 @@ runs = sa.Table(
     sa.Column("thread_id", Id, nullable=False),
     sa.Column("assistant_id", Id, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("status", RunStatusColumn(), nullable=False),
     sa.Column("required_action", Json),
     sa.Column("last_error", Json),
     sa.Column("expires_at", Timestamp),

@@ -6,6 +6,7 @@ from typing import Any
 
 from threadline.domain.errors import RateLimited, ThreadLocked
 from threadline.domain.ids import new_id
+from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run
 from threadline.domain.threads import Assistant, Thread
 from threadline.schemas.common import dump
@@ -62,7 +63,7 @@ def build_run(
         thread_id=thread_id,
         assistant_id=assistant.id,
         created_at=created_at,
-        status="queued",
+        status=RunStatus.QUEUED,
         expires_at=created_at + expiry_s,
         model=request.model or assistant.model,
         instructions=instructions,

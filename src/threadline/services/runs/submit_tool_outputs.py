@@ -6,6 +6,7 @@ from typing import Any
 
 from threadline.domain.errors import InvalidParameter, RunStateConflict
 from threadline.domain.events import RunChanged, RunEvent, StepChanged
+from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run
 from threadline.schemas.runs import ToolOutputsSubmit
 from threadline.services.clock import now
@@ -69,7 +70,7 @@ def submit(
         step.status, step.completed_at = "completed", now()
         uow.run_steps.update(step)
         events.append(StepChanged("completed", step))
-    run.status = "queued"
+    run.status = RunStatus.QUEUED
     run.required_action = None
     uow.runs.update(run)
     events.append(RunChanged("queued", run))

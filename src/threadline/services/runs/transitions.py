@@ -13,9 +13,11 @@ from typing import Any
 from threadline.domain.events import MessageChanged, RunChanged, RunEvent, StepChanged, StreamEnd
 from threadline.domain.ids import new_id
 from threadline.domain.run_states import (
+    LEASED_RUN_STATUSES,
     MESSAGE_REASON_FOR_RUN_END,
     RUN_END_TIMESTAMP,
     STEP_STATUS_FOR_RUN_END,
+    RunStatus,
     is_terminal,
 )
 from threadline.domain.runs import Run, RunStep
@@ -186,9 +188,9 @@ def record_tool_calls(
 def require_action(uow: UnitOfWork, run_id: str, calls: list[dict[str, Any]]) -> list[RunEvent]:
     """in_progress -> requires_action with the function calls the client must answer."""
     run = uow.runs.get_for_update(run_id)
-    if run is None or run.status != "in_progress":
+    if run is None or run.status != RunStatus.IN_PROGRESS:
         return []
-    run.status = "requires_action"
+    run.status = RunStatus.REQUIRES_ACTION
     run.required_action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": calls}}
     run.lease_owner = run.lease_expires_at = None
     uow.runs.update(run)
@@ -198,7 +200,7 @@ def require_action(uow: UnitOfWork, run_id: str, calls: list[dict[str, Any]]) ->
 def end(
     uow: UnitOfWork,
     run_id: str,
-    status: str,
+    status: RunStatus,
     *,
     last_error: dict[str, Any] | None = None,
     incomplete_reason: str | None = None,
@@ -210,8 +212,8 @@ def end(
     run = uow.runs.get_for_update(run_id)
     if run is None or is_terminal(run.status):
         return []
-    if run.status == "cancelling" and status != "expired":
-        status, last_error, incomplete_reason = "cancelled", None, None
+    if run.status == RunStatus.CANCELLING and status != RunStatus.EXPIRED:
+        status, last_error, incomplete_reason = RunStatus.CANCELLED, None, None
     events = _close_steps(uow, run, status, last_error, partial_text or {})
     stamp = now()
     run.status = status
@@ -241,7 +243,11 @@ def checkpoint_message(uow: UnitOfWork, thread_id: str, message_id: str, text: s
 
 
 def _close_steps(
-    uow: UnitOfWork, run: Run, status: str, last_error: dict[str, Any] | None, partial_text: dict[str, str]
+    uow: UnitOfWork,
+    run: Run,
+    status: RunStatus,
+    last_error: dict[str, Any] | None,
+    partial_text: dict[str, str],
 ) -> list[RunEvent]:
     step_status = STEP_STATUS_FOR_RUN_END.get(status, "completed")
     reason = MESSAGE_REASON_FOR_RUN_END.get(status, "run_failed")
@@ -284,7 +290,7 @@ def recover(uow: UnitOfWork, run_id: str, *, now_s: float, dead_owner: str | Non
     in_progress fails (its model call is lost; replaying it could repeat what the client already saw
     streamed), cancelling completes the cancel. A run that is held with a live lease is left alone."""
     run = uow.runs.get_for_update(run_id)
-    if run is None or run.status not in ("in_progress", "cancelling"):
+    if run is None or run.status not in LEASED_RUN_STATUSES:
         return []
     if dead_owner is not None:
         if run.lease_owner != dead_owner:
@@ -294,6 +300,6 @@ def recover(uow: UnitOfWork, run_id: str, *, now_s: float, dead_owner: str | Non
         return []
     else:
         message = LEASE_LOST_MESSAGE
-    if run.status == "cancelling":
-        return end(uow, run_id, "cancelled")
-    return end(uow, run_id, "failed", last_error={"code": "server_error", "message": message})
+    if run.status == RunStatus.CANCELLING:
+        return end(uow, run_id, RunStatus.CANCELLED)
+    return end(uow, run_id, RunStatus.FAILED, last_error={"code": "server_error", "message": message})
