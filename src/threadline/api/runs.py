@@ -17,7 +17,6 @@ from starlette.routing import Route
 from threadline.api.context import admission, database, settings
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.api.sse import event_stream
-from threadline.domain.errors import RateLimited
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
 from threadline.domain.run_states import STOPPED_RUN_STATUSES, Interrupt
 from threadline.domain.runs import Run
@@ -94,7 +93,7 @@ async def create_run(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     body = await parse_body(request, RunCreate)
     expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
-    with _stream_slot(request, body.stream), _counting_refusals():
+    with _stream_slot(request, body.stream):
         run = await database(request).transaction(
             lambda uow: create_service.create(uow, thread_id, body, expiry_s, queue_max)
         )
@@ -104,21 +103,12 @@ async def create_run(request: Request) -> Response:
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
     expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
-    with _stream_slot(request, body.stream), _counting_refusals():
+    with _stream_slot(request, body.stream):
         thread, run = await database(request).transaction(
             lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, queue_max)
         )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
     return await _start(request, run, body.stream, prelude)
-
-
-@contextlib.contextmanager
-def _counting_refusals() -> Iterator[None]:
-    try:
-        yield
-    except RateLimited:
-        ADMISSION_REFUSALS.labels(reason="run_queue").inc()
-        raise
 
 
 async def retrieve_run(request: Request) -> Response:

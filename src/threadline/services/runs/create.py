@@ -9,6 +9,7 @@ from threadline.domain.ids import new_id
 from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run
 from threadline.domain.threads import Assistant, Thread
+from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.schemas.common import dump
 from threadline.schemas.runs import RunCreate, ThreadAndRunCreate, TruncationStrategy
 from threadline.schemas.threads import ThreadCreate
@@ -92,6 +93,7 @@ def admit(uow: UnitOfWork, queue_max: int) -> None:
     retry. Two creates racing in separate transactions may both pass at ``queue_max - 1``: the bound
     is soft by the number of concurrent creates, which is what admission needs."""
     if queue_max > 0 and uow.runs.executing_count(queue_max) >= queue_max:
+        ADMISSION_REFUSALS.labels(reason="run_queue").inc()
         raise RateLimited(
             f"The run queue is full ({queue_max} runs queued or in progress). Retry after {RETRY_AFTER_S} s.",
             retry_after_s=RETRY_AFTER_S,
