@@ -49,8 +49,8 @@ class Checked:
     migrated_from: str | None
     migrated_to: str | None
     providers: list[str]
-    code_interpreter: str = "not checked"
-    code_interpreter_problem: str | None = None
+    code_interpreter: str  # the summary's line
+    code_interpreter_problem: str | None  # a warning when it cannot run or lacks the data stack
 
 
 def check(settings: Settings, *, migrate: bool = True) -> Checked:

@@ -379,6 +379,9 @@ def availability(settings: Settings) -> tuple[str, str | None]:
     """What the start-up summary says of code_interpreter, and a warning when it cannot run here."""
     if settings.code_interpreter_backend == "none":
         return "off (THREADLINE_CODE_INTERPRETER_BACKEND=none)", None
+    if settings.code_interpreter_backend == "unsandboxed":
+        # Building the backend is what warns loudly; the executor does so when it starts.
+        return "UNSANDBOXED (development only: model-written code runs with the server's rights)", None
     backend = backend_from_settings(settings)
     python = settings.code_interpreter_python or sys.executable
     try:
