@@ -201,9 +201,11 @@ def seed_threadline(data_dir: Path) -> None:
     the same tables, indexes and id scheme the server uses, minus 112,000 HTTP round trips."""
     from threadline.config import Settings
     from threadline.domain.ids import new_id
+    from threadline.domain.projects import DEFAULT_PROJECT_ID
     from threadline.domain.threads import Message, Thread
     from threadline.storage.database import Database
     from threadline.storage.migrate import upgrade
+    from threadline.storage.scope import Scope
     from threadline.storage.uow import UnitOfWork
 
     now = int(time.time())
@@ -231,7 +233,7 @@ def seed_threadline(data_dir: Path) -> None:
                     ]
                 )
 
-        db.transaction_sync(work)
+        db.transaction_sync(work, scope=Scope(DEFAULT_PROJECT_ID))
         return thread
 
     db = Database(Settings(data_dir=data_dir))
@@ -246,7 +248,7 @@ def seed_threadline(data_dir: Path) -> None:
             for thread in empty:
                 uow.threads.insert(thread)
 
-        db.transaction_sync(insert_empty)
+        db.transaction_sync(insert_empty, scope=Scope(DEFAULT_PROJECT_ID))
         full = {name: thread_with(count).id for name, count in SEED_MESSAGES.items()}
     finally:
         db.close()

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
 from threadline.retrieval import chunk_text, extract_text, fts5_match_query, tsquery_terms
 from threadline.retrieval.vectors import pack
@@ -34,6 +35,7 @@ from threadline.services.vector_stores.search import SearchRequest, search_in
 from threadline.storage.chunks import NewChunk
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
+from threadline.storage.scope import Scope
 
 # A Zipf-distributed vocabulary of pseudo-words: like real text, a few words are everywhere and most
 # are rare (a 36-word vocabulary would make every query match every chunk).
@@ -58,7 +60,8 @@ def _document(rng: random.Random, vocab: list[str], weights: list[float], words:
 
 def _store(db: Database, store_id: str) -> None:
     db.transaction_sync(
-        lambda uow: uow.vector_stores.insert(VectorStore(store_id, 0, "bench", {}, int(time.time())))
+        lambda uow: uow.vector_stores.insert(VectorStore(store_id, 0, "bench", {}, int(time.time()))),
+        scope=Scope(DEFAULT_PROJECT_ID),
     )
 
 
@@ -105,7 +108,7 @@ def ingest(
             uow.vector_stores.put_file(vsf)  # type: ignore[attr-defined]
             uow.chunks.complete(store_id, file_id, rows, size)  # type: ignore[attr-defined]
 
-        db.transaction_sync(store)
+        db.transaction_sync(store, scope=Scope(DEFAULT_PROJECT_ID))
         elapsed += time.perf_counter() - started
         total_bytes += size
         chunks_done += len(rows)

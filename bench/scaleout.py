@@ -141,9 +141,11 @@ def seed(database_url: str, data_dir: Path, ids_dir: Path) -> None:
     """Seed through Threadline's storage layer: 2,000 empty threads and one of 10,000 messages."""
     from threadline.config import Settings
     from threadline.domain.ids import new_id
+    from threadline.domain.projects import DEFAULT_PROJECT_ID
     from threadline.domain.threads import Message, Thread
     from threadline.storage.database import Database
     from threadline.storage.migrate import upgrade
+    from threadline.storage.scope import Scope
     from threadline.storage.uow import UnitOfWork
 
     db = Database(Settings(data_dir=data_dir, database_url=database_url))
@@ -172,7 +174,7 @@ def seed(database_url: str, data_dir: Path, ids_dir: Path) -> None:
         )
 
     try:
-        db.transaction_sync(work)
+        db.transaction_sync(work, scope=Scope(DEFAULT_PROJECT_ID))
     finally:
         db.close()
     write_ids(ids_dir, "threads", empty)

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from threadline.api.admission import Admission, Slots
+from threadline.api.auth import KeyRing
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.operations import operation_routes
@@ -52,8 +53,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
         app.state.admission = Admission(
             streams=Slots(settings.max_streams), poll_holds=Slots(settings.max_poll_holds)
         )
-        if not settings.api_keys:
-            log.warning("THREADLINE_API_KEYS is not set: any API key is accepted (local development mode)")
+        keyring.open(db)
+        if not await keyring.keys_required():
+            log.warning(
+                "no API keys exist (THREADLINE_API_KEYS, `threadline keys create`): any API key is "
+                "accepted for the default project (local development mode)"
+            )
         # Runs: the bus always exists (streams subscribe to it): in memory for one SQLite process
         # executing its own runs, through the database otherwise (events cross processes; on
         # PostgreSQL woken by the process's one LISTEN connection). Runs go to the embedded executor
@@ -124,15 +129,14 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
 
     # Deletes can free space on a full disk (storage/disk.py); written at start-up.
     disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)
+    keyring = KeyRing(settings.api_keys)
     return Starlette(
         # /metrics on the API port unless turned off or moved to its own port (metrics_port).
         routes=[
             *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
             *v1_routes(),
         ],
-        middleware=[
-            Middleware(RequestContextMiddleware, api_keys=settings.api_keys, disk_reserve=disk_reserve)
-        ],
+        middleware=[Middleware(RequestContextMiddleware, keyring=keyring, disk_reserve=disk_reserve)],
         exception_handlers={
             ThreadlineError: threadline_error_handler,
             HTTPException: http_error_handler,

@@ -12,8 +12,10 @@ import pytest
 from tests.support import databases
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
+from threadline.storage.scope import Scope
 from threadline.storage.uow import UnitOfWork
 
 
@@ -46,7 +48,7 @@ def _claim(uow: UnitOfWork, now: float) -> list[VectorStoreFile]:
 
 
 def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> None:
-    db.transaction_sync(_queue_file)
+    db.transaction_sync(_queue_file, scope=Scope(DEFAULT_PROJECT_ID))
     now = 1000.0
     for attempt in (1, 2):
         # Each claim's lease runs out unfinished, as when the process dies with the file.
@@ -61,7 +63,7 @@ def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> Non
 
 
 def test_a_released_claim_does_not_count(db: Database) -> None:
-    db.transaction_sync(_queue_file)
+    db.transaction_sync(_queue_file, scope=Scope(DEFAULT_PROJECT_ID))
     for _ in range(5):
         claimed = db.transaction_sync(lambda uow: uow.chunks.claim(1000.0, 10, 4, 2))
         assert [job.id for job in claimed] == ["file-q"]

@@ -18,11 +18,13 @@ from psycopg import sql as psql
 from tests.support import databases
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.retrieval.vectors import pack
 from threadline.storage import pg_vectors, sqlite_vectors
 from threadline.storage.chunks import NewChunk
 from threadline.storage.database import Database
 from threadline.storage.migrate import require_vector_index, upgrade, vector_index_ready
+from threadline.storage.scope import ALL_PROJECTS, acting_for
 from threadline.storage.uow import UnitOfWork
 
 DIMS = 32
@@ -43,6 +45,13 @@ def _open(backend: str, tmp_path: Path) -> Iterator[Database]:
         database.close()
         if url:
             databases.drop_database(url)
+
+
+@pytest.fixture(autouse=True)
+def _in_default_project() -> Iterator[None]:
+    """The tests write stores and files, which belong to a project."""
+    with acting_for(DEFAULT_PROJECT_ID):
+        yield
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -262,7 +271,10 @@ def test_embeddings_without_pgvector_refuse_to_start(pg_db: Database) -> None:
     with pytest.raises(ValueError, match="pgvector"):
         require_vector_index(pg_db.engine)
     # Keyword search keeps working: nearest has nothing to offer, and says so with no error.
-    assert pg_db.transaction_sync(lambda uow: uow.chunks.nearest(["vs_a"], pack([1.0] * DIMS), 5)) == []
+    nearest = pg_db.transaction_sync(
+        lambda uow: uow.chunks.nearest(["vs_a"], pack([1.0] * DIMS), 5), scope=ALL_PROJECTS
+    )
+    assert nearest == []
 
 
 def test_a_role_that_cannot_create_the_extension_still_migrates(tmp_path: Path) -> None:

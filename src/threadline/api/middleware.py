@@ -1,10 +1,9 @@
-"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids, bearer auth, last-resort 500,
-and per request one access-log line and the HTTP metrics."""
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request ids, bearer auth and the project a
+request acts for, last-resort 500, and per request one access-log line and the HTTP metrics."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import secrets
 import time
@@ -13,16 +12,21 @@ import orjson
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from threadline.api.auth import KeyRing
 from threadline.api.errors import error_body, internal_error
-from threadline.domain.errors import AuthenticationFailed, DiskFull, ThreadlineError
+from threadline.domain.errors import AuthenticationFailed, DiskFull, PermissionDenied, ThreadlineError
+from threadline.domain.projects import KeyKind, Principal
 from threadline.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from threadline.storage.disk import DiskReserve, is_disk_full
+from threadline.storage.scope import acting_for
 
 log = logging.getLogger("threadline.api")
 access_log = logging.getLogger("threadline.access")
 
 # Answered without a key: a load balancer or Prometheus holds none, and they carry no user data.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The Admin API: admin keys only, and admin keys nowhere else.
+ADMIN_PREFIX = "/v1/organization"
 
 
 def route_template(scope: Scope) -> str:
@@ -36,35 +40,26 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    """Adds ``x-request-id`` to every response, checks ``Authorization: Bearer`` when keys are set,
-    and turns any unexpected exception into a 500 envelope (never a bare traceback). A write that
-    failed for lack of disk space is a 503; a DELETE that did is retried once after the disk
-    reserve is released, so that space can always be freed through the API."""
+    """Adds ``x-request-id`` to every response, checks ``Authorization: Bearer`` (api/auth.py) and
+    runs the request in its key's project scope (storage/scope.py), and turns any unexpected exception
+    into a 500 envelope (never a bare traceback). A write that failed for lack of disk space is a 503;
+    a DELETE that did is retried once after the disk reserve is released, so that space can always be
+    freed through the API."""
 
-    def __init__(
-        self, app: ASGIApp, api_keys: tuple[str, ...], disk_reserve: DiskReserve | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, keyring: KeyRing, disk_reserve: DiskReserve | None = None) -> None:
         self.app = app
-        self.api_keys = tuple(key.encode() for key in api_keys)
+        self.keyring = keyring
         self.disk_reserve = disk_reserve
 
-    def _key_name(self, scope: Scope) -> str | None:
-        """Who is calling, for the access log (never the key itself): ``key-<n>``, the key's position
-        in THREADLINE_API_KEYS; ``open`` when any key is accepted or the path needs none; None when
-        the key is wrong."""
-        if not self.api_keys or scope["path"] in OPEN_PATHS:
-            return "open"
+    async def _principal(self, scope: Scope) -> Principal | None:
+        presented: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, key = value.partition(b" ")
-                key = key.strip()
-                if scheme.lower() != b"bearer":
-                    return None
-                for position, known in enumerate(self.api_keys, start=1):
-                    if hmac.compare_digest(key, known):
-                        return f"key-{position}"
-                return None
-        return None
+                if scheme.lower() == b"bearer":
+                    presented = key.strip()
+                break
+        return await self.keyring.resolve(presented)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -83,22 +78,28 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id)]
             await send(message)
 
-        key_name = self._key_name(scope)
+        key_name = "open"
+        principal: Principal | None = None
         try:
-            if key_name is None:
-                await _send_error(
-                    send_with_id,
-                    AuthenticationFailed(
-                        "Incorrect API key provided. You can find your API key in THREADLINE_API_KEYS."
-                    ),
-                )
-                return
-            # Routing rewrites the scope in place (root_path); a DELETE may be retried (``_disk_full``),
-            # so it runs on a copy and the retry on the untouched original.
-            deleting = scope.get("method") == "DELETE"
-            first_scope = dict(scope) if deleting else scope
             try:
-                await self.app(first_scope, receive, send_with_id)
+                principal = None if scope["path"] in OPEN_PATHS else await self._principal(scope)
+                if principal is not None:
+                    key_name = principal.key_id
+                    refused = _refusal(principal, scope["path"])
+                    if refused is not None:
+                        await _send_error(send_with_id, refused)
+                        return
+                elif scope["path"] not in OPEN_PATHS:
+                    key_name = "invalid"
+                    await _send_error(send_with_id, AuthenticationFailed("Incorrect API key provided."))
+                    return
+                # Routing rewrites the scope in place (root_path); a DELETE may be retried
+                # (``_disk_full``), so it runs on a copy and the retry on the untouched original.
+                deleting = scope.get("method") == "DELETE"
+                first_scope = dict(scope) if deleting else scope
+                project_id = None if principal is None else principal.project_id
+                with acting_for(project_id):
+                    await self.app(first_scope, receive, send_with_id)
                 if deleting and self.disk_reserve is not None and not self.disk_reserve.held:
                     # Hold the reserve again once deletes have made room (see ``_disk_full``).
                     await asyncio.to_thread(self.disk_reserve.ensure, only_with_room=True)
@@ -106,12 +107,13 @@ class RequestContextMiddleware:
                 if started:
                     log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                 elif is_disk_full(exc):
-                    await self._disk_full(scope, send_with_id)
+                    with acting_for(None if principal is None else principal.project_id):
+                        await self._disk_full(scope, send_with_id)
                 else:
                     log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
                     await _send_error(send_with_id, internal_error())
         finally:
-            _record(scope, status, time.perf_counter() - t0, request_id.decode(), key_name or "invalid")
+            _record(scope, status, time.perf_counter() - t0, request_id.decode(), key_name)
 
     async def _disk_full(self, scope: Scope, send: Send) -> None:
         reserve = self.disk_reserve
@@ -133,6 +135,23 @@ class RequestContextMiddleware:
                 return
         log.warning("disk full on %s %s: answered 503", scope.get("method"), scope.get("path"))
         await _send_error(send, DiskFull())
+
+
+def _refusal(principal: Principal, path: str) -> ThreadlineError | None:
+    """Admin keys serve the Admin API and nothing else; project keys everything else."""
+    admin_route = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+    if admin_route and principal.kind is not KeyKind.ADMIN:
+        if principal.kind is None:
+            return AuthenticationFailed(
+                "The Admin API needs an admin key (sk-admin-...): "
+                "create one with `threadline admin create-key`."
+            )
+        return PermissionDenied(
+            "You have insufficient permissions for this operation: the Admin API needs an admin key."
+        )
+    if not admin_route and principal.kind is KeyKind.ADMIN:
+        return PermissionDenied("Admin keys can be used only with the Admin API (/v1/organization).")
+    return None
 
 
 async def _empty_body() -> Message:

@@ -60,6 +60,12 @@ class AuthenticationFailed(ThreadlineError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(ThreadlineError):
+    """A valid key that may not call this endpoint (a project key on the Admin API, and back)."""
+
+    status = 403
+
+
 class NotFound(ThreadlineError):
     status = 404
 
@@ -100,6 +106,18 @@ class VectorStoreNotFound(ObjectNotFound):
 
 class VectorStoreFileNotFound(ObjectNotFound):
     noun = "vector store file"
+
+
+class ProjectNotFound(ObjectNotFound):
+    noun = "project"
+
+
+class ServiceAccountNotFound(ObjectNotFound):
+    noun = "service account"
+
+
+class ApiKeyNotFound(ObjectNotFound):
+    noun = "API key"
 
 
 class FileBatchNotFound(ObjectNotFound):

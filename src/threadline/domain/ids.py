@@ -31,6 +31,9 @@ PREFIXES = {
     "file": "file-",
     "vector_store": "vs_",
     "file_batch": "vsfb_",
+    "project": "proj_",
+    "service_account": "svc_acct_",
+    "api_key": "key_",
 }
 
 _lock = threading.Lock()

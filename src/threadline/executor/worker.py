@@ -39,6 +39,7 @@ from threadline.services.runs import transitions
 from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
 from threadline.storage.notify import RUNS_CHANNEL, Notifications, RunNotice, announce
+from threadline.storage.scope import enter_project
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ class Executor:
 
     async def _run(self, start: RunStart) -> None:
         run_id = start.run.id
+        # This task (and the tool calls it makes) reads and writes only the run's project's objects.
+        enter_project(start.project_id)
         try:
             await self.runner.execute(start, self._progress[run_id])
         except asyncio.CancelledError:

@@ -9,6 +9,7 @@ picks the file up again: nothing stays ``in_progress`` for ever.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from threadline.domain.files import VectorStoreFile
 from threadline.storage import pg_vectors, sqlite_vectors, tables
+from threadline.storage.scope import Ownership
 
 ch = tables.chunks
 vsf = tables.vector_store_files
@@ -63,8 +65,12 @@ _POSTGRES_SEARCH = sa.text(
 
 
 class ChunkRepository:
-    def __init__(self, conn: Connection) -> None:
+    """Search reads the stores the scope owns (storage/scope.py); the ingestion queue is the engine's
+    bookkeeping across projects."""
+
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
         self.dialect = conn.dialect.name
 
     def keyword_search(
@@ -74,6 +80,7 @@ class ChunkRepository:
         PostgreSQL: the caller builds it for ``self.dialect``), optionally only of ``file_ids``."""
         if not store_ids or not match or (file_ids is not None and not file_ids):
             return []
+        self._require_stores(store_ids)
         template = _SQLITE_SEARCH if self.dialect == "sqlite" else _POSTGRES_SEARCH
         params: dict[str, Any] = {"match": match, "store_ids": store_ids, "limit": limit}
         binds: list[sa.BindParameter[Any]] = [sa.bindparam("store_ids", expanding=True)]
@@ -95,6 +102,7 @@ class ChunkRepository:
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine similarity) of the ``k`` chunks nearest ``query`` (float32 bytes), best
         first; empty without a vector index."""
+        self._require_stores(store_ids)
         if self.dialect == "sqlite":
             return sqlite_vectors.nearest(self.conn, store_ids, query, k, file_ids)
         if not self._has_vector_index:
@@ -109,12 +117,19 @@ class ChunkRepository:
                 ch.c.id.in_(chunk_ids)
             )
         )
-        return {
+        hits = {
             r.id: KeywordHit(r.id, r.vector_store_id, r.file_id, r.chunk_index, r.text, 0.0) for r in rows
         }
+        self._require_stores({hit.vector_store_id for hit in hits.values()})
+        return hits
+
+    def _require_stores(self, store_ids: Iterable[str]) -> None:
+        for store_id in store_ids:
+            self.owner.vector_store(store_id)
 
     def document(self, vector_store_id: str, file_id: str) -> str:
         """The extracted text again, stitched from the overlapping chunks by their offsets."""
+        self.owner.vector_store(vector_store_id)
         rows = self.conn.execute(
             sa.select(ch.c.start_char, ch.c.text)
             .where(ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id)
@@ -131,6 +146,7 @@ class ChunkRepository:
     # --- ingestion queue ---------------------------------------------------------------------------
     def queue_depth(self) -> int:
         """Files waiting for or in indexing (the ingestion metric)."""
+        self.owner.require_bookkeeping()
         query = sa.select(sa.func.count()).select_from(vsf).where(vsf.c.status == "in_progress")
         return int(self.conn.execute(query).scalar_one())
 
@@ -142,6 +158,7 @@ class ChunkRepository:
         Each claim counts an attempt. A file already claimed ``max_attempts`` times whose lease ran
         out killed (or outlived) every process that tried it: it is failed here rather than claimed
         again, so a poison file cannot crash-loop the server."""
+        self.owner.require_bookkeeping()
         query = (
             sa.select(vsf)
             .where(
@@ -190,6 +207,7 @@ class ChunkRepository:
 
     def release(self, vector_store_id: str, file_id: str) -> None:
         """Hand a claimed file back unfinished (clean shutdown): the claim does not count."""
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(
             vsf.update()
             .where(
@@ -202,6 +220,7 @@ class ChunkRepository:
 
     def renew(self, vector_store_id: str, file_id: str, until_s: float | None) -> None:
         """Extend (or with None, give up) a lease on a file still in progress."""
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(
             vsf.update()
             .where(
@@ -212,11 +231,13 @@ class ChunkRepository:
 
     def release_all_leases(self) -> None:
         """On start-up of the only worker (SQLite): leases of a previous process are void."""
+        self.owner.require_bookkeeping()
         self.conn.execute(vsf.update().where(vsf.c.status == "in_progress").values(lease_expires_at=None))
 
     def complete(self, vector_store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int) -> bool:
         """Store the chunks and mark the file completed, unless it was cancelled or removed meanwhile
         (then nothing is written and False is returned)."""
+        self.owner.vector_store(vector_store_id)
         result = self.conn.execute(
             vsf.update()
             .where(
@@ -263,6 +284,7 @@ class ChunkRepository:
         return True
 
     def fail(self, vector_store_id: str, file_id: str, code: str, message: str) -> None:
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(
             vsf.update()
             .where(

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from threadline.config import Settings
 from threadline.domain.errors import InvalidRequest, StartupError
 from threadline.observability.metrics import DB_POOL_IN_USE
+from threadline.storage.scope import Scope, current_scope
 from threadline.storage.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -120,11 +121,11 @@ class Database:
         # offloads: a network round trip must never block the loop.
         self._inline = self.dialect == "sqlite"
 
-    def _in_transaction(self, fn: Callable[[UnitOfWork], T]) -> T:
+    def _in_transaction(self, fn: Callable[[UnitOfWork], T], scope: Scope) -> T:
         conn: Connection
         try:
             with self.engine.begin() as conn:
-                return fn(UnitOfWork(conn))
+                return fn(UnitOfWork(conn, scope))
         except sa.exc.DataError as exc:
             # The database refused a value (e.g. PostgreSQL cannot store a NUL character in text or
             # JSONB). That is bad input, not a server fault; the transaction was rolled back.
@@ -133,18 +134,23 @@ class Database:
                 f"({type(exc.orig).__name__ if exc.orig else 'DataError'})."
             ) from None
 
-    async def transaction(self, fn: Callable[[UnitOfWork], T], *, offload: bool = False) -> T:
+    async def transaction(
+        self, fn: Callable[[UnitOfWork], T], *, offload: bool = False, scope: Scope | None = None
+    ) -> T:
         """Run ``fn`` in one transaction; commit if it returns, roll back if it raises. The caller
         publishes events or queues work only after this returns. ``offload`` forces the database
-        thread for work too long to run on the event loop."""
+        thread for work too long to run on the event loop. The transaction acts for ``scope``, by
+        default the current one (storage/scope.py): read here, on the loop, because the database
+        threads do not inherit the caller's context."""
+        scope = current_scope() if scope is None else scope
         if self._inline and not offload:
-            return self._in_transaction(fn)
+            return self._in_transaction(fn, scope)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._in_transaction, fn)
+        return await loop.run_in_executor(self._pool, self._in_transaction, fn, scope)
 
-    def transaction_sync(self, fn: Callable[[UnitOfWork], T]) -> T:
+    def transaction_sync(self, fn: Callable[[UnitOfWork], T], *, scope: Scope | None = None) -> T:
         """The same, for code already off the event loop (migrations, CLI, tests)."""
-        return self._in_transaction(fn)
+        return self._in_transaction(fn, current_scope() if scope is None else scope)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

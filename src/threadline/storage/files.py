@@ -12,8 +12,11 @@ from threadline.domain.files import StoredFile
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import object_columns
+from threadline.storage.scope import Ownership
 
 f = tables.files
+_COLUMNS = object_columns(f)
 
 
 def _file(row: Any) -> StoredFile:
@@ -26,38 +29,53 @@ def _live(now: int) -> sa.ColumnElement[bool]:
 
 
 class FileRepository:
-    def __init__(self, conn: Connection) -> None:
+    """Scoped to the transaction's project (storage/scope.py)."""
+
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
 
     def insert(self, file: StoredFile) -> None:
-        self.conn.execute(f.insert().values(**dataclasses.asdict(file)))
+        values = dataclasses.asdict(file)
+        self.conn.execute(f.insert().values(**values, project_id=self.owner.project_for_insert()))
+        self.owner.found(file.id)
 
     def get(self, file_id: str, now: int) -> StoredFile | None:
-        row = self.conn.execute(sa.select(f).where(f.c.id == file_id, _live(now))).first()
-        return None if row is None else _file(row)
+        query = sa.select(*_COLUMNS).where(f.c.id == file_id, _live(now), *self.owner.where(f))
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        self.owner.found(file_id)
+        return _file(row)
 
     def existing_ids(self, file_ids: list[str], now: int) -> set[str]:
         if not file_ids:
             return set()
-        rows = self.conn.execute(sa.select(f.c.id).where(f.c.id.in_(file_ids), _live(now)))
-        return {row.id for row in rows}
+        query = sa.select(f.c.id).where(f.c.id.in_(file_ids), _live(now), *self.owner.where(f))
+        return {row.id for row in self.conn.execute(query)}
 
     def filenames(self, file_ids: set[str]) -> dict[str, str]:
         if not file_ids:
             return {}
-        rows = self.conn.execute(sa.select(f.c.id, f.c.filename).where(f.c.id.in_(file_ids)))
-        return {row.id: row.filename for row in rows}
+        query = sa.select(f.c.id, f.c.filename).where(f.c.id.in_(file_ids), *self.owner.where(f))
+        return {row.id: row.filename for row in self.conn.execute(query)}
 
     def delete(self, file_id: str) -> bool:
-        return self.conn.execute(f.delete().where(f.c.id == file_id)).rowcount > 0
+        return self.conn.execute(f.delete().where(f.c.id == file_id, *self.owner.where(f))).rowcount > 0
 
     def list_files(self, params: ListParams, purpose: str | None, now: int) -> Page[StoredFile]:
         where = [_live(now)]
         if purpose is not None:
             where.append(f.c.purpose == purpose)
-        return fetch_page(self.conn, f, where, params, _file)
+        return fetch_page(self.conn, f, where, params, _file, equal=self.owner.equal())
+
+    def owned(self, file_id: str) -> bool:
+        """Whether the scope owns ``file_id``, expired or not (cleaning up under it)."""
+        query = sa.select(f.c.id).where(f.c.id == file_id, *self.owner.where(f))
+        return self.conn.execute(query).first() is not None
 
     def expired_ids(self, now: int, limit: int = 100) -> list[str]:
+        self.owner.require_bookkeeping()
         rows = self.conn.execute(
             sa.select(f.c.id).where(f.c.expires_at.is_not(None), f.c.expires_at <= now).limit(limit)
         )

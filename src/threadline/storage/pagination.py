@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.domain.threads import ListParams, Page
+from threadline.storage.rows import object_columns
 
 T = TypeVar("T")
 
@@ -21,13 +22,15 @@ def fetch_page(
     to_object: Callable[[Any], T],
     *,
     equal: Mapping[str, Any] | None = None,
+    columns: Sequence[sa.Column[Any]] | None = None,
 ) -> Page[T]:
     """One page in ``params.order``. ``after`` = items past the cursor in list order;
     ``before`` = the items just ahead of it, and ``has_more`` then tells whether more lie further back.
     Fetches ``limit + 1`` rows to learn ``has_more`` without a count.
 
     Filters: ``equal`` (column name -> value, the hot lists: a thread's messages and runs, a run's
-    steps) uses a statement built once per shape; ``where`` (any other expression) builds one per call."""
+    steps) uses a statement built once per shape; ``where`` (any other expression) builds one per call.
+    ``columns``: what to select (a table is always listed with the same ones), by default the object's."""
     descending = params.order == "desc"
     # Walking backwards from `before` (without `after`) reads the nearest items first, then flips them.
     backwards = params.before is not None and params.after is None
@@ -40,7 +43,7 @@ def fetch_page(
     shape = (table.name, tuple(equal or ()), descending, params.after is not None, params.before is not None)
     query = None if where else _STATEMENTS.get(shape)
     if query is None:
-        query = _page_query(table, where, shape)
+        query = _page_query(table, where, shape, object_columns(table) if columns is None else columns)
         if not where:
             _STATEMENTS[shape] = query
     rows = conn.execute(query, values).all()
@@ -56,7 +59,10 @@ _STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
 
 
 def _page_query(
-    table: sa.Table, where: Sequence[sa.ColumnElement[bool]], shape: tuple[Any, ...]
+    table: sa.Table,
+    where: Sequence[sa.ColumnElement[bool]],
+    shape: tuple[Any, ...],
+    columns: Sequence[sa.Column[Any]],
 ) -> sa.Select[Any]:
     _, names, descending, has_after, has_before = shape
     id_col = table.c.id
@@ -70,7 +76,7 @@ def _page_query(
     backwards = has_before and not has_after
     ascending_scan = descending == backwards
     return (
-        sa.select(table)
+        sa.select(*columns)
         .where(*conditions)
         .order_by(id_col.asc() if ascending_scan else id_col.desc())
         .limit(sa.bindparam("b_limit"))

@@ -15,11 +15,18 @@ import sqlalchemy as sa
 T = TypeVar("T")
 
 
+def object_columns(table: sa.Table) -> list[sa.Column[Any]]:
+    """The columns that make up a table's objects: all but the owner (``project_id``, read only
+    through the scope, storage/scope.py)."""
+    return [column for column in table.columns if column.name != "project_id"]
+
+
 class Mapper(Generic[T]):
     def __init__(self, cls: type[T], table: sa.Table) -> None:
         self.cls = cls
         self.names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-        self.positional = list(self.names) == [column.name for column in table.columns]
+        self.columns = object_columns(table)
+        self.positional = list(self.names) == [column.name for column in self.columns]
 
     def load(self, row: Any) -> T:
         return self.cls(*row) if self.positional else self.cls(**row._mapping)

@@ -13,6 +13,7 @@ from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
 from threadline.storage.rows import Mapper
+from threadline.storage.scope import Ownership
 
 s = tables.run_steps
 _steps = Mapper(RunStep, s)
@@ -28,28 +29,38 @@ def _step(row: Any) -> RunStep:
 
 
 class RunStepRepository:
-    def __init__(self, conn: Connection) -> None:
+    """Steps live under their run: every call first requires that the scope owns the run
+    (storage/scope.py)."""
+
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
 
     def insert(self, step: RunStep) -> None:
+        self.owner.run(step.run_id)
         self.conn.execute(_INSERT, _steps.dump(step))
 
     def get(self, run_id: str, step_id: str) -> RunStep | None:
+        self.owner.run(run_id)
         row = self.conn.execute(_GET, {"b_step_id": step_id, "b_run_id": run_id}).first()
         return None if row is None else _step(row)
 
     def update(self, step: RunStep) -> None:
+        self.owner.run(step.run_id)
         values = _steps.dump(step, without=("id",))
         self.conn.execute(_UPDATE, {"b_step_id": step.id, **values})
 
     def list(self, run_id: str, params: ListParams) -> Page[RunStep]:
+        self.owner.run(run_id)
         return fetch_page(self.conn, s, [], params, _step, equal={"run_id": run_id})
 
     def all_for_run(self, run_id: str) -> builtins.list[RunStep]:
         """Every step of a run, oldest first (prompt building, usage totals)."""
+        self.owner.run(run_id)
         rows = self.conn.execute(_ALL_FOR_RUN, {"b_run_id": run_id}).all()
         return [_step(row) for row in rows]
 
     def in_progress_for_run(self, run_id: str) -> builtins.list[RunStep]:
+        self.owner.run(run_id)
         query = sa.select(s).where(s.c.run_id == run_id, s.c.status == "in_progress").order_by(s.c.id)
         return [_step(row) for row in self.conn.execute(query).all()]

@@ -13,6 +13,7 @@ who won, which is atomic on SQLite too (one writer; a stale snapshot fails inste
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -28,6 +29,7 @@ from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
 from threadline.storage.rows import Mapper
+from threadline.storage.scope import Ownership
 
 r = tables.runs
 
@@ -58,9 +60,16 @@ _EXECUTING_COUNT = sa.select(sa.func.count()).select_from(
 # coerced and cache-keyed) cost more CPU than executing it. Values come with the execute call; an
 # UPDATE without ``.values()`` sets the columns named in them. Bind names must not be column names.
 _INSERT = r.insert()
-_GET = sa.select(r).where(r.c.id == sa.bindparam("b_run_id"), r.c.thread_id == sa.bindparam("b_thread_id"))
-_BY_ID = sa.select(r).where(r.c.id == sa.bindparam("b_run_id"))
+# Each read in two variants: any project (the engine's bookkeeping) and the scope's (storage/scope.py).
+_GET_ANY = sa.select(*_runs.columns).where(
+    r.c.id == sa.bindparam("b_run_id"), r.c.thread_id == sa.bindparam("b_thread_id")
+)
+_GET = _GET_ANY.where(r.c.project_id == sa.bindparam("b_project"))
+_BY_ID_ANY = sa.select(*_runs.columns).where(r.c.id == sa.bindparam("b_run_id"))
+_BY_ID = _BY_ID_ANY.where(r.c.project_id == sa.bindparam("b_project"))
+_BY_ID_FOR_UPDATE_ANY = _BY_ID_ANY.with_for_update()
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
+_PROJECT_OF = sa.select(r.c.project_id).where(r.c.id == sa.bindparam("b_run_id"))
 _UPDATE = r.update().where(r.c.id == sa.bindparam("b_run_id"))
 _CLAIM = (
     r.update()
@@ -75,39 +84,69 @@ _CLAIM = (
 
 
 class RunRepository:
-    def __init__(self, conn: Connection) -> None:
+    """Runs carry their project (storage/scope.py): reads and writes are scoped by it. The claim,
+    lease and sweep queries are the executors' bookkeeping across projects."""
+
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
 
     def active_run_id(self, thread_id: str) -> str | None:
         """The id of the thread's run in queued/in_progress/requires_action/cancelling, if any."""
+        self.owner.thread(thread_id)
         return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
 
     def executing_count(self, limit: int) -> int:
-        """How many runs are queued, in progress or cancelling, counted up to ``limit``."""
+        """How many runs are queued, in progress or cancelling, counted up to ``limit``: across every
+        project, because admission bounds what the deployment's executors owe."""
         return int(self.conn.execute(_EXECUTING_COUNT, {"b_limit": limit}).scalar_one())
 
     def insert(self, run: Run) -> None:
-        self.conn.execute(_INSERT, _runs.dump(run))
+        self.owner.thread(run.thread_id)
+        self.conn.execute(_INSERT, {**_runs.dump(run), "project_id": self.owner.project_for_insert()})
+        self.owner.found(run.id)
 
     def get(self, thread_id: str, run_id: str) -> Run | None:
-        row = self.conn.execute(_GET, {"b_run_id": run_id, "b_thread_id": thread_id}).first()
-        return None if row is None else _run(row)
+        values = {"b_run_id": run_id, "b_thread_id": thread_id}
+        return self._one(_GET_ANY, _GET, values)
 
     def get_for_update(self, run_id: str) -> Run | None:
         """The run, row-locked until the transaction ends (PostgreSQL)."""
-        row = self.conn.execute(_BY_ID_FOR_UPDATE, {"b_run_id": run_id}).first()
-        return None if row is None else _run(row)
+        return self._one(_BY_ID_FOR_UPDATE_ANY, _BY_ID_FOR_UPDATE, {"b_run_id": run_id})
+
+    def by_id(self, run_id: str) -> Run | None:
+        return self._one(_BY_ID_ANY, _BY_ID, {"b_run_id": run_id})
+
+    def _one(self, anywhere: sa.Select[Any], scoped: sa.Select[Any], values: dict[str, Any]) -> Run | None:
+        if self.owner.everywhere:
+            row = self.conn.execute(anywhere, values).first()
+        else:
+            row = self.conn.execute(scoped, {**values, "b_project": self.owner.project_id}).first()
+        if row is None:
+            return None
+        run = _run(row)
+        self.owner.found(run.id)
+        return run
+
+    def project_of(self, run_id: str) -> str | None:
+        """The project a run belongs to (the executor acts for it while executing the run)."""
+        return self.conn.execute(_PROJECT_OF, {"b_run_id": run_id}).scalar_one_or_none()
 
     def update(self, run: Run) -> None:
+        self.owner.run(run.id)
         values = _runs.dump(run, without=("id",))
         self.conn.execute(_UPDATE, {"b_run_id": run.id, **values})
 
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:
-        return fetch_page(self.conn, r, [], params, _run, equal={"thread_id": thread_id})
+        self.owner.thread(thread_id)
+        return fetch_page(
+            self.conn, r, [], params, _run, equal={"thread_id": thread_id, **self.owner.equal()}
+        )
 
     def ids_due_to_expire(self, now: int, owner: str, now_s: float) -> builtins.list[str]:
         """Live runs whose ``expires_at`` has passed (the expiry sweep), except those another worker
         holds with a live lease: that worker's own sweep expires them (it can stop the model call)."""
+        self.owner.require_bookkeeping()
         query = (
             sa.select(r.c.id)
             .where(
@@ -124,12 +163,9 @@ class RunRepository:
         )
         return list(self.conn.execute(query).scalars())
 
-    def by_id(self, run_id: str) -> Run | None:
-        row = self.conn.execute(_BY_ID, {"b_run_id": run_id}).first()
-        return None if row is None else _run(row)
-
     def queued_since(self, created_before: int, limit: int) -> builtins.list[str]:
         """Runs still queued that were created before ``created_before`` (oldest first)."""
+        self.owner.require_bookkeeping()
         query = (
             sa.select(r.c.id)
             .where(r.c.status == RunStatus.QUEUED, r.c.created_at < created_before)
@@ -140,6 +176,7 @@ class RunRepository:
 
     def claimable_ids(self, limit: int) -> builtins.list[str]:
         """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
+        self.owner.require_bookkeeping()
         query = (
             sa.select(r.c.id)
             .where(r.c.status == RunStatus.QUEUED)
@@ -151,6 +188,7 @@ class RunRepository:
 
     def claim(self, run_id: str, owner: str, lease_expires_at: float, started_at: int) -> bool:
         """queued -> in_progress for ``owner`` if the run is still queued; False if someone else won."""
+        self.owner.require_bookkeeping()
         params = {"b_run_id": run_id, "b_owner": owner, "b_lease_expires_at": lease_expires_at}
         result = self.conn.execute(_CLAIM, {**params, "b_started_at": started_at})
         return bool(result.rowcount)
@@ -160,6 +198,7 @@ class RunRepository:
     ) -> dict[str, tuple[str, str | None]]:
         """Extend ``owner``'s leases on ``run_ids``; returns each run's ``(status, lease_owner)`` so the
         heartbeat can notice a cancel requested elsewhere or a lease lost to another worker."""
+        self.owner.require_bookkeeping()
         if not run_ids:
             return {}
         self.conn.execute(
@@ -177,6 +216,7 @@ class RunRepository:
     def orphan_ids(self, now_s: float) -> builtins.list[str]:
         """in_progress/cancelling runs with no live lease: their executor is gone (or never existed, as
         for a queued run cancelled while no worker held it)."""
+        self.owner.require_bookkeeping()
         query = (
             sa.select(r.c.id)
             .where(
@@ -189,6 +229,7 @@ class RunRepository:
 
     def lease_owners(self) -> builtins.list[tuple[str, str]]:
         """``(run id, lease_owner)`` of every leased live run (start-up: find dead local owners)."""
+        self.owner.require_bookkeeping()
         query = sa.select(r.c.id, r.c.lease_owner).where(
             r.c.status.in_(LEASED_RUN_STATUSES), r.c.lease_owner.is_not(None)
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.domain.run_states import RunStatus
 
 metadata = sa.MetaData()
@@ -36,6 +37,53 @@ class RunStatusColumn(sa.TypeDecorator[RunStatus]):
 
 SearchVector = sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")
 
+
+def _project_column() -> sa.Column[str]:
+    """The owning project (storage/scope.py). Last in its table, never on the wire; rows that existed
+    before projects did belong to the default project."""
+    return sa.Column("project_id", Id, nullable=False, server_default=DEFAULT_PROJECT_ID)
+
+
+# --- projects and keys ----------------------------------------------------------------------------
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("archived_at", Timestamp),
+    sa.Index("ix_projects_name", "name"),
+)
+
+service_accounts = sa.Table(
+    "service_accounts",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("project_id", Id, nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_service_accounts_project_id_id", "project_id", "id"),
+)
+
+# A key is stored as the SHA-256 of its value (``key_hash``, unique: the lookup on every cache miss);
+# the value itself is shown once, at creation. Deleting the row revokes the key.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("project_id", Id),
+    sa.Column("service_account_id", Id),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("redacted_value", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Index("ix_api_keys_key_hash", "key_hash", unique=True),
+    sa.Index("ix_api_keys_project_id_id", "project_id", "id"),
+)
+
 assistants = sa.Table(
     "assistants",
     metadata,
@@ -52,6 +100,8 @@ assistants = sa.Table(
     sa.Column("top_p", sa.Float),
     sa.Column("response_format", Json),
     sa.Column("reasoning_effort", sa.Text),
+    _project_column(),
+    sa.Index("ix_assistants_project_id_id", "project_id", "id"),
 )
 
 threads = sa.Table(
@@ -61,6 +111,8 @@ threads = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("tool_resources", Json),
     sa.Column("metadata", Json, nullable=False),
+    _project_column(),
+    sa.Index("ix_threads_project_id_id", "project_id", "id"),
 )
 
 messages = sa.Table(
@@ -116,8 +168,10 @@ runs = sa.Table(
     # Executor bookkeeping, never on the wire: who holds the run and until when.
     sa.Column("lease_owner", sa.Text),
     sa.Column("lease_expires_at", sa.Float),
+    _project_column(),
     sa.Index("ix_runs_thread_id_id", "thread_id", "id"),
     sa.Index("ix_runs_status", "status"),
+    sa.Index("ix_runs_project_id_id", "project_id", "id"),
 )
 
 run_steps = sa.Table(
@@ -167,8 +221,10 @@ files = sa.Table(
     sa.Column("filename", sa.Text, nullable=False),
     sa.Column("purpose", sa.String(32), nullable=False),
     sa.Column("expires_at", Timestamp),
+    _project_column(),
     sa.Index("ix_files_purpose_id", "purpose", "id"),
     sa.Index("ix_files_expires_at", "expires_at"),
+    sa.Index("ix_files_project_id_id", "project_id", "id"),
 )
 
 vector_stores = sa.Table(
@@ -180,6 +236,8 @@ vector_stores = sa.Table(
     sa.Column("metadata", Json, nullable=False),
     sa.Column("last_active_at", Timestamp, nullable=False),
     sa.Column("expires_after", Json),
+    _project_column(),
+    sa.Index("ix_vector_stores_project_id_id", "project_id", "id"),
 )
 
 # ``id`` is the File id: a file appears once per store. ``lease_expires_at`` is ingestion

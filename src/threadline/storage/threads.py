@@ -1,4 +1,4 @@
-"""Threads repository."""
+"""Threads repository (scoped to the transaction's project, storage/scope.py)."""
 
 from __future__ import annotations
 
@@ -9,41 +9,52 @@ from threadline.domain.threads import ListParams, Page, Thread
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
 from threadline.storage.rows import Mapper
+from threadline.storage.scope import Ownership
 
 t = tables.threads
 
 
 _threads = Mapper(Thread, t)
 _thread = _threads.load
-_GET = sa.select(t).where(t.c.id == sa.bindparam("thread_id"))
-# Built once (see storage/runs.py).
+# Built once (see storage/runs.py); the scoped variant also names the project.
+_GET_ANY = sa.select(*_threads.columns).where(t.c.id == sa.bindparam("b_id"))
+_GET = _GET_ANY.where(t.c.project_id == sa.bindparam("b_project"))
 _INSERT = t.insert()
 
 
 class ThreadRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
 
     def insert(self, thread: Thread) -> None:
-        self.conn.execute(_INSERT, _threads.dump(thread))
+        self.conn.execute(_INSERT, {**_threads.dump(thread), "project_id": self.owner.project_for_insert()})
+        self.owner.found(thread.id)
 
     def get(self, thread_id: str) -> Thread | None:
-        row = self.conn.execute(_GET, {"thread_id": thread_id}).first()
-        return None if row is None else _thread(row)
+        if self.owner.everywhere:
+            row = self.conn.execute(_GET_ANY, {"b_id": thread_id}).first()
+        else:
+            row = self.conn.execute(_GET, {"b_id": thread_id, "b_project": self.owner.project_id}).first()
+        if row is None:
+            return None
+        self.owner.found(thread_id)
+        return _thread(row)
 
     def update(self, thread: Thread) -> None:
         self.conn.execute(
             t.update()
-            .where(t.c.id == thread.id)
+            .where(t.c.id == thread.id, *self.owner.where(t))
             .values(tool_resources=thread.tool_resources, metadata=thread.metadata)
         )
 
     def delete(self, thread_id: str) -> bool:
         """Delete the thread and everything under it (messages, runs, steps) in this transaction."""
+        self.owner.thread(thread_id)
         for child in (tables.messages, tables.run_steps, tables.runs):
             self.conn.execute(child.delete().where(child.c.thread_id == thread_id))
         return self.conn.execute(t.delete().where(t.c.id == thread_id)).rowcount > 0
 
     def list(self, params: ListParams, metadata_filter: dict[str, str]) -> Page[Thread]:
         where = [t.c["metadata"][key].as_string() == value for key, value in metadata_filter.items()]
-        return fetch_page(self.conn, t, where, params, _thread)
+        return fetch_page(self.conn, t, where, params, _thread, equal=self.owner.equal())

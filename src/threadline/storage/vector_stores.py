@@ -1,5 +1,8 @@
 """Vector stores, their files and file batches. Counts and usage are aggregated on read (one GROUP BY
-per page), so they can never drift from the files' own statuses."""
+per page), so they can never drift from the files' own statuses.
+
+Scoped to the transaction's project (storage/scope.py): stores by their ``project_id``, a store's files
+and batches by first requiring that the scope owns the store."""
 
 from __future__ import annotations
 
@@ -14,11 +17,14 @@ from threadline.domain.files import FileBatch, VectorStore, VectorStoreFile
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
 from threadline.storage.pagination import fetch_page
+from threadline.storage.rows import object_columns
+from threadline.storage.scope import Ownership
 
 vs = tables.vector_stores
 vsf = tables.vector_store_files
 fb = tables.file_batches
 ch = tables.chunks
+_STORE_COLUMNS = object_columns(vs)
 
 _VSF_FIELDS = [f.name for f in dataclasses.fields(VectorStoreFile)]
 
@@ -36,8 +42,9 @@ def _batch(row: Any) -> FileBatch:
 
 
 class VectorStoreRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
+        self.owner = owner
 
     # --- stores ------------------------------------------------------------------------------------
     def insert(self, store: VectorStore) -> None:
@@ -49,13 +56,17 @@ class VectorStoreRepository:
                 metadata=store.metadata,
                 last_active_at=store.last_active_at,
                 expires_after=store.expires_after,
+                project_id=self.owner.project_for_insert(),
             )
         )
+        self.owner.found(store.id)
 
     def get(self, vector_store_id: str) -> VectorStore | None:
-        row = self.conn.execute(sa.select(vs).where(vs.c.id == vector_store_id)).first()
+        query = sa.select(*_STORE_COLUMNS).where(vs.c.id == vector_store_id, *self.owner.where(vs))
+        row = self.conn.execute(query).first()
         if row is None:
             return None
+        self.owner.found(vector_store_id)
         store = _store(row)
         self._fill_counts([store])
         return store
@@ -63,12 +74,13 @@ class VectorStoreRepository:
     def existing_ids(self, vector_store_ids: list[str]) -> set[str]:
         if not vector_store_ids:
             return set()
-        return set(self.conn.execute(sa.select(vs.c.id).where(vs.c.id.in_(vector_store_ids))).scalars())
+        query = sa.select(vs.c.id).where(vs.c.id.in_(vector_store_ids), *self.owner.where(vs))
+        return set(self.conn.execute(query).scalars())
 
     def update(self, store: VectorStore) -> None:
         self.conn.execute(
             vs.update()
-            .where(vs.c.id == store.id)
+            .where(vs.c.id == store.id, *self.owner.where(vs))
             .values(
                 name=store.name,
                 metadata=store.metadata,
@@ -82,18 +94,21 @@ class VectorStoreRepository:
         if ids:
             # Only stores not yet touched this second: repeated searches then write nothing.
             self.conn.execute(
-                vs.update().where(vs.c.id.in_(ids), vs.c.last_active_at < now).values(last_active_at=now)
+                vs.update()
+                .where(vs.c.id.in_(ids), vs.c.last_active_at < now, *self.owner.where(vs))
+                .values(last_active_at=now)
             )
 
     def delete(self, vector_store_id: str) -> bool:
         """Delete the store with its files, batches and chunks (and so their index entries)."""
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == vector_store_id))
         self.conn.execute(vsf.delete().where(vsf.c.vector_store_id == vector_store_id))
         self.conn.execute(fb.delete().where(fb.c.vector_store_id == vector_store_id))
         return self.conn.execute(vs.delete().where(vs.c.id == vector_store_id)).rowcount > 0
 
     def list_stores(self, params: ListParams) -> Page[VectorStore]:
-        page = fetch_page(self.conn, vs, [], params, _store)
+        page = fetch_page(self.conn, vs, [], params, _store, equal=self.owner.equal())
         self._fill_counts(page.items)
         return page
 
@@ -114,6 +129,7 @@ class VectorStoreRepository:
     # --- files in a store --------------------------------------------------------------------------
     def put_file(self, file: VectorStoreFile) -> None:
         """Add ``file`` to its store, or restart it if already there (its old chunks go)."""
+        self.owner.vector_store(file.vector_store_id)
         self.conn.execute(
             ch.delete().where(ch.c.vector_store_id == file.vector_store_id, ch.c.file_id == file.id)
         )
@@ -123,12 +139,14 @@ class VectorStoreRepository:
         self.conn.execute(vsf.insert().values(**dataclasses.asdict(file), lease_expires_at=None))
 
     def get_file(self, vector_store_id: str, file_id: str) -> VectorStoreFile | None:
+        self.owner.vector_store(vector_store_id)
         row = self.conn.execute(
             sa.select(vsf).where(vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id)
         ).first()
         return None if row is None else _vs_file(row)
 
     def set_attributes(self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None) -> None:
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(
             vsf.update()
             .where(vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id)
@@ -140,6 +158,8 @@ class VectorStoreRepository:
         if not keys:
             return {}
         store_ids = {store_id for store_id, _ in keys}
+        for store_id in store_ids:
+            self.owner.vector_store(store_id)
         file_ids = {file_id for _, file_id in keys}
         rows = self.conn.execute(
             sa.select(vsf.c.vector_store_id, vsf.c.id, vsf.c.attributes).where(
@@ -154,6 +174,8 @@ class VectorStoreRepository:
         """Attributes of every completed file of the stores (search filters run over these)."""
         if not store_ids:
             return {}
+        for store_id in store_ids:
+            self.owner.vector_store(store_id)
         rows = self.conn.execute(
             sa.select(vsf.c.vector_store_id, vsf.c.id, vsf.c.attributes).where(
                 vsf.c.vector_store_id.in_(store_ids), vsf.c.status == "completed"
@@ -162,6 +184,7 @@ class VectorStoreRepository:
         return {(r.vector_store_id, r.id): r.attributes or {} for r in rows}
 
     def delete_file(self, vector_store_id: str, file_id: str) -> bool:
+        self.owner.vector_store(vector_store_id)
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id))
         result = self.conn.execute(
             vsf.delete().where(vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id)
@@ -170,6 +193,7 @@ class VectorStoreRepository:
 
     def remove_file_everywhere(self, file_id: str) -> None:
         """A File was deleted: it leaves every vector store (OpenAI's deleteFile contract)."""
+        self.owner.file(file_id)
         self.conn.execute(ch.delete().where(ch.c.file_id == file_id))
         self.conn.execute(vsf.delete().where(vsf.c.id == file_id))
 
@@ -180,6 +204,7 @@ class VectorStoreRepository:
         status: str | None = None,
         batch_id: str | None = None,
     ) -> Page[VectorStoreFile]:
+        self.owner.vector_store(vector_store_id)
         where = [vsf.c.vector_store_id == vector_store_id]
         if status is not None:
             where.append(vsf.c.status == status)
@@ -189,6 +214,7 @@ class VectorStoreRepository:
 
     # --- batches -----------------------------------------------------------------------------------
     def insert_batch(self, batch: FileBatch) -> None:
+        self.owner.vector_store(batch.vector_store_id)
         self.conn.execute(
             fb.insert().values(
                 id=batch.id,
@@ -199,6 +225,7 @@ class VectorStoreRepository:
         )
 
     def get_batch(self, vector_store_id: str, batch_id: str) -> FileBatch | None:
+        self.owner.vector_store(vector_store_id)
         row = self.conn.execute(
             sa.select(fb).where(fb.c.id == batch_id, fb.c.vector_store_id == vector_store_id)
         ).first()
@@ -215,12 +242,13 @@ class VectorStoreRepository:
     def cancel_batch(self, batch_id: str) -> None:
         """Mark the batch cancelled and its not-yet-indexed files ``cancelled`` (chunks a worker may
         have written for them go too; the worker's completion is conditional and will not revive them)."""
+        store_id = self.conn.execute(sa.select(fb.c.vector_store_id).where(fb.c.id == batch_id)).scalar_one()
+        self.owner.vector_store(store_id)
         self.conn.execute(fb.update().where(fb.c.id == batch_id).values(cancelled=True))
         pending = sa.select(vsf.c.id).where(vsf.c.batch_id == batch_id, vsf.c.status == "in_progress")
         pending_ids = list(self.conn.execute(pending).scalars())
         if not pending_ids:
             return
-        store_id = self.conn.execute(sa.select(fb.c.vector_store_id).where(fb.c.id == batch_id)).scalar_one()
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == store_id, ch.c.file_id.in_(pending_ids)))
         self.conn.execute(
             vsf.update()

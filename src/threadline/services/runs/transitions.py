@@ -30,12 +30,14 @@ from threadline.storage.uow import UnitOfWork
 @dataclass(slots=True)
 class RunStart:
     """What the executor needs to run one round: the run, the thread's messages (oldest first) and
-    the run's earlier steps (tool calls and outputs from before a requires_action)."""
+    the run's earlier steps (tool calls and outputs from before a requires_action), and the project
+    the run belongs to: the executor acts for it, and only it, while executing the run."""
 
     run: Run
     messages: list[Message]
     steps: list[RunStep]
     events: list[RunEvent]
+    project_id: str
 
 
 def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -59,13 +61,15 @@ def claim(uow: UnitOfWork, owner: str, lease_expires_at: float, limit: int) -> l
         if not uow.runs.claim(run_id, owner, lease_expires_at, now()):
             continue
         run = uow.runs.by_id(run_id)
-        assert run is not None  # just claimed in this transaction
+        project_id = uow.runs.project_of(run_id)
+        assert run is not None and project_id is not None  # just claimed in this transaction
         started.append(
             RunStart(
                 run=run,
                 messages=uow.messages.all_in_thread(run.thread_id),
                 steps=uow.run_steps.all_for_run(run.id),
                 events=[RunChanged("in_progress", run)],
+                project_id=project_id,
             )
         )
     return started

@@ -1,0 +1,111 @@
+"""Projects, service accounts and API keys: what the Admin API and the CLI manage.
+
+A project key always belongs to a service account of its project (OpenAI's model: a key is owned by
+a user or a service account; a self-hosted server has no users), so ``keys create`` makes one. A key's
+value exists only in the return value of the call that created it; the database keeps its hash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from threadline.domain.errors import InvalidParameter, ProjectNotFound
+from threadline.domain.ids import new_id
+from threadline.domain.projects import (
+    ApiKey,
+    KeyKind,
+    Project,
+    ServiceAccount,
+    key_hash,
+    new_secret,
+    redact,
+)
+from threadline.services.clock import now
+from threadline.storage.uow import UnitOfWork
+
+MAX_NAME_CHARS = 256
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key: ApiKey
+    secret: str  # shown once
+
+
+def _name(value: str, param: str = "name") -> str:
+    name = value.strip()
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise InvalidParameter(f"'{param}' must be 1 to {MAX_NAME_CHARS} characters.", param=param)
+    return name
+
+
+def create_project(uow: UnitOfWork, name: str) -> Project:
+    project = Project(new_id("project"), _name(name), now(), None)
+    uow.keys.insert_project(project)
+    return project
+
+
+def require_project(uow: UnitOfWork, project_id: str, *, active: bool = False) -> Project:
+    project = uow.keys.project(project_id)
+    if project is None or (active and project.archived_at is not None):
+        raise ProjectNotFound(project_id)
+    return project
+
+
+def find_project(uow: UnitOfWork, name_or_id: str) -> Project:
+    """An active project by id or by name (the CLI takes either)."""
+    project = uow.keys.project(name_or_id)
+    if project is None or project.archived_at is not None:
+        project = uow.keys.project_named(name_or_id)
+    if project is None:
+        raise ProjectNotFound(name_or_id)
+    return project
+
+
+def rename_project(uow: UnitOfWork, project_id: str, name: str) -> Project:
+    project = require_project(uow, project_id, active=True)
+    project.name = _name(name)
+    uow.keys.update_project(project)
+    return project
+
+
+def archive_project(uow: UnitOfWork, project_id: str) -> Project:
+    """Archived projects keep their objects, but their keys stop working at once."""
+    project = require_project(uow, project_id)
+    if project.archived_at is None:
+        project.archived_at = now()
+        uow.keys.update_project(project)
+    return project
+
+
+def _new_key(
+    uow: UnitOfWork, kind: KeyKind, name: str, project_id: str | None, account_id: str | None
+) -> NewKey:
+    secret = new_secret(kind)
+    key = ApiKey(new_id("api_key"), kind, project_id, account_id, name, redact(secret), now(), None)
+    uow.keys.insert_key(key, key_hash(secret))
+    return NewKey(key, secret)
+
+
+def create_service_account(uow: UnitOfWork, project_id: str, name: str) -> tuple[ServiceAccount, NewKey]:
+    """A service account of an active project, and its key."""
+    require_project(uow, project_id, active=True)
+    account = ServiceAccount(new_id("service_account"), project_id, _name(name), "member", now())
+    uow.keys.insert_account(account)
+    return account, _new_key(uow, KeyKind.PROJECT, "Secret Key", project_id, account.id)
+
+
+def create_project_key(uow: UnitOfWork, project: str, name: str) -> NewKey:
+    """A key for ``project`` (id or name), owned by a new service account called ``name``."""
+    found = find_project(uow, project)
+    _, new = create_service_account(uow, found.id, name)
+    return new
+
+
+def create_admin_key(uow: UnitOfWork, name: str) -> NewKey:
+    return _new_key(uow, KeyKind.ADMIN, _name(name), None, None)
+
+
+def revoke_key(uow: UnitOfWork, key_id: str) -> bool:
+    """Delete the key: it stops working in every process within the key cache's lifetime (< 1 s)."""
+    return uow.keys.delete_key(key_id)
