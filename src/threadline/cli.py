@@ -22,6 +22,8 @@ from threadline.config import Settings, settings_from_env, settings_from_json, s
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from threadline.storage.uow import UnitOfWork
+
 log = logging.getLogger("threadline")
 
 SETTINGS_JSON_ENV = "THREADLINE_SETTINGS_JSON"
@@ -307,11 +309,53 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     _common_flags(migrate)
+    _key_commands(sub)
     return parser
 
 
+# Arguments of the key-management commands: what they act on, not settings.
+_COMMAND_ARGS = frozenset({"command", "action", "name", "project", "key_id", "days"})
+
+
+def _key_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Projects and keys, managed offline on the server's database (the same THREADLINE_DATA_DIR /
+    THREADLINE_DATABASE_URL), created and migrated if no server has run yet. Safe while servers
+    run: they see a new or revoked key within a second."""
+    admin = sub.add_parser("admin", help="admin keys (for the Admin API under /v1/organization)")
+    admin_sub = admin.add_subparsers(dest="action", required=True)
+    create = admin_sub.add_parser("create-key", help="create an admin key; prints it alone on the last line")
+    create.add_argument("--name", default="admin", help="a name to recognise it by")
+    _common_flags(create)
+
+    projects = sub.add_parser("projects", help="projects: every object and project key belongs to one")
+    projects_sub = projects.add_subparsers(dest="action", required=True)
+    create = projects_sub.add_parser("create", help="create a project; prints its id")
+    create.add_argument("name")
+    _common_flags(create)
+    _common_flags(projects_sub.add_parser("list", help="one project a line: id, status, name"))
+
+    keys = sub.add_parser("keys", help="project API keys")
+    keys_sub = keys.add_subparsers(dest="action", required=True)
+    create = keys_sub.add_parser(
+        "create", help="create a key for a project; prints it alone on the last line"
+    )
+    create.add_argument("--project", required=True, help="the project's name or id")
+    create.add_argument("--name", default="cli", help="the key's service account name")
+    _common_flags(create)
+    _common_flags(keys_sub.add_parser("list", help="one key a line: id, project, name, redacted value"))
+    revoke = keys_sub.add_parser("revoke", help="revoke a key (by the id `keys list` shows) at once")
+    revoke.add_argument("key_id")
+    _common_flags(revoke)
+
+    usage = sub.add_parser("usage", help="completions usage per day, project and model (UTC days)")
+    usage.add_argument("--days", type=int, default=7, help="how many days back, today included (default 7)")
+    _common_flags(usage)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {key: value for key, value in vars(args).items() if key != "command" and value is not None}
+    overrides = {
+        key: value for key, value in vars(args).items() if key not in _COMMAND_ARGS and value is not None
+    }
     if isinstance(overrides.get("api_keys"), str):
         overrides["api_keys"] = tuple(k.strip() for k in overrides["api_keys"].split(",") if k.strip())
     return settings_from_env(**overrides)
@@ -401,6 +445,63 @@ def migrate(settings: Settings) -> None:
     print(f"migrated {settings.effective_database_url.split('@')[-1]}", flush=True)
 
 
+def manage_keys(settings: Settings, args: argparse.Namespace) -> None:
+    """The ``admin``, ``projects`` and ``keys`` commands (one transaction each)."""
+    from threadline.services import projects
+    from threadline.storage.database import Database
+    from threadline.storage.migrate import upgrade
+    from threadline.storage.scope import ALL_PROJECTS
+
+    def work(uow: UnitOfWork) -> list[str]:
+        if args.command == "usage":
+            return _usage_lines(uow, args.days)
+        if args.command == "admin":
+            new = projects.create_admin_key(uow, args.name)
+            return [f"created admin key {new.key.id} ({new.key.name})", new.secret]
+        if (args.command, args.action) == ("projects", "create"):
+            return [projects.create_project(uow, args.name).id]
+        if (args.command, args.action) == ("projects", "list"):
+            return [f"{p.id}\t{p.status}\t{p.name}" for p in uow.keys.all_projects()]
+        if (args.command, args.action) == ("keys", "create"):
+            new = projects.create_project_key(uow, args.project, args.name)
+            return [f"created key {new.key.id} for project {new.key.project_id}", new.secret]
+        if (args.command, args.action) == ("keys", "list"):
+            return [
+                f"{k.id}\t{k.project_id or '(admin)'}\t{k.name}\t{k.redacted_value}"
+                for k in uow.keys.all_keys()
+            ]
+        if not projects.revoke_key(uow, args.key_id):
+            raise ValueError(f"no key with id {args.key_id!r}")
+        return [f"revoked {args.key_id}"]
+
+    db = Database(settings)
+    try:
+        upgrade(db.engine)
+        lines = db.transaction_sync(work, scope=ALL_PROJECTS)
+    finally:
+        db.close()
+    for line in lines:
+        print(line, flush=True)
+
+
+def _usage_lines(uow: UnitOfWork, days: int) -> list[str]:
+    """One line a day, project and model: tokens in and out, model requests, runs."""
+    import time
+
+    from threadline.storage.usage import DAY_S, day_of
+
+    today = day_of(int(time.time()))
+    rows = uow.usage.totals(today - (max(days, 1) - 1) * DAY_S, today + DAY_S, by_project=True, by_model=True)
+    lines = ["day\tproject\tmodel\tinput_tokens\toutput_tokens\tmodel_requests\truns"]
+    for row in rows:
+        day = time.strftime("%Y-%m-%d", time.gmtime(row.day))
+        lines.append(
+            f"{day}\t{row.project_id}\t{row.model}\t{row.input_tokens}\t{row.output_tokens}"
+            f"\t{row.model_requests}\t{row.runs}"
+        )
+    return lines
+
+
 def _one_line(exc: BaseException) -> str:
     from threadline.domain.errors import ThreadlineError
 
@@ -429,6 +530,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             run_worker(settings)
         elif args.command == "migrate":
             migrate(settings)
+        elif args.command in {"admin", "projects", "keys", "usage"}:
+            manage_keys(settings, args)
         else:  # pragma: no cover - argparse rejects unknown commands
             sys.exit(2)
     except Exception as exc:

@@ -48,6 +48,10 @@ class Settings:
     # executing in the deployment (0: no bound); each API process holds at most max_streams event
     # streams (more: 429) and max_poll_holds held poll-helper GETs (more: answered at once).
     run_queue_max: int = 64
+    # Per project (docs/security.md): runs queued or executing at once (more: 429), and bytes of
+    # stored files (more: 400 on upload). 0: no bound.
+    project_max_active_runs: int = 32
+    project_storage_bytes: int = 10 * 1024**3
     max_streams: int = 1024
     max_poll_holds: int = 1024
     # `threadline worker` on SIGTERM: how long running runs may finish before they are failed.

@@ -20,6 +20,8 @@ from threadline.llm.providers import ProviderRouter
 from threadline.observability.logs import fields
 from threadline.storage.database import Database, check_database_url
 from threadline.storage.migrate import current_revision, require_vector_index, upgrade
+from threadline.storage.scope import ALL_PROJECTS
+from threadline.storage.uow import UnitOfWork
 
 log = logging.getLogger("threadline.startup")
 
@@ -51,6 +53,8 @@ class Checked:
     providers: list[str]
     code_interpreter: str  # the summary's line
     code_interpreter_problem: str | None  # a warning when it cannot run or lacks the data stack
+    stored_keys: int  # project and admin keys in the database (the CLI, the Admin API)
+    projects: int
 
 
 def check(settings: Settings, *, migrate: bool = True) -> Checked:
@@ -63,6 +67,10 @@ def check(settings: Settings, *, migrate: bool = True) -> Checked:
         if migrate:
             upgrade(db.engine)
         after = current_revision(db.engine)
+        if sa.inspect(db.engine).has_table("api_keys"):  # not before migration 0004
+            stored_keys, projects = db.transaction_sync(_key_counts, scope=ALL_PROJECTS)
+        else:
+            stored_keys, projects = 0, 0
         router = ProviderRouter.from_settings(settings)
         providers = router.provider_names
         embedder = embedding_model_from_settings(settings)
@@ -80,7 +88,11 @@ def check(settings: Settings, *, migrate: bool = True) -> Checked:
     finally:
         db.close()
     code_interpreter, problem = availability(settings)
-    return Checked(before, after, providers, code_interpreter, problem)
+    return Checked(before, after, providers, code_interpreter, problem, stored_keys, projects)
+
+
+def _key_counts(uow: UnitOfWork) -> tuple[int, int]:
+    return len(uow.keys.all_keys()), len(uow.keys.all_projects())
 
 
 def log_summary(settings: Settings, checked: Checked) -> None:
@@ -91,7 +103,13 @@ def log_summary(settings: Settings, checked: Checked) -> None:
     else:
         migrations = f"{checked.migrated_from or 'empty database'} -> {checked.migrated_to} applied"
     keys = len(settings.api_keys)
-    auth = f"{keys} API key{'s' if keys != 1 else ''}" if keys else "any key accepted"
+    if keys or checked.stored_keys:
+        auth = (
+            f"{keys} key{'s' if keys != 1 else ''} in THREADLINE_API_KEYS, {checked.stored_keys} stored; "
+            f"{checked.projects} project{'s' if checked.projects != 1 else ''}"
+        )
+    else:
+        auth = "any key accepted for the default project (no keys exist)"
     upstream = _masked_http_url(settings.upstream_base_url) if settings.upstream_base_url else "none"
     models_file = str(settings.models_file) if settings.models_file is not None else "none"
     embeddings = (
@@ -133,6 +151,8 @@ def log_summary(settings: Settings, checked: Checked) -> None:
             migrations_from=checked.migrated_from,
             migrations_to=checked.migrated_to,
             api_keys=keys,
+            stored_keys=checked.stored_keys,
+            projects=checked.projects,
             upstream=upstream,
             models_file=models_file,
             providers=checked.providers,

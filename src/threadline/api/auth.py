@@ -2,8 +2,8 @@
 
 Keys come from two places: THREADLINE_API_KEYS (the ``default`` project's, kept in memory) and the
 database (created by the CLI or the Admin API, stored as SHA-256 hashes). With neither, the server is
-in development mode and accepts any key (or none) for the default project. As soon as one key exists
-anywhere, every request needs a valid one.
+in development mode and accepts any key (or none) for the default project. As soon as one key has
+been created, every request needs a valid one, even after every key is revoked.
 
 A lookup's answer, yes or no, is cached for under a second, so each key costs at most about one
 query a second in each process, and a key created or revoked anywhere (another process, the CLI)

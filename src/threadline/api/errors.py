@@ -28,6 +28,10 @@ def render(error: ThreadlineError) -> Response:
     response = json_response(error_body(error), status_code=error.status)
     if isinstance(error, RateLimited):
         response.headers["retry-after"] = str(error.retry_after_s)
+        if error.limit is not None:
+            response.headers["x-ratelimit-limit-requests"] = str(error.limit)
+            response.headers["x-ratelimit-remaining-requests"] = "0"
+            response.headers["x-ratelimit-reset-requests"] = f"{error.retry_after_s}s"
     return response
 
 

@@ -113,6 +113,7 @@ async def create_file(request: Request) -> Response:
             _filename(upload),
             form_body,
             max_file,
+            quota_bytes=settings(request).project_storage_bytes,
         )
     return json_response(file_to_wire(stored))
 

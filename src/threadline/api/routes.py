@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import Receive, Scope, Send
 
-from threadline.api import assistants, files, messages, models, run_steps, runs, threads, vector_stores
+from threadline.api import assistants, files, messages, models, run_steps, runs, threads, usage, vector_stores
 
 
 def v1_routes() -> list[BaseRoute]:
@@ -21,6 +21,7 @@ def v1_routes() -> list[BaseRoute]:
         *files.routes,
         *vector_stores.routes,
         *models.routes,
+        *usage.routes,
     ]
     return [Mount("/v1", app=ShapeIndexedRouter(routes))]
 

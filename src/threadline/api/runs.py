@@ -85,8 +85,9 @@ def _stream_slot(request: Request, stream: bool | None) -> Iterator[None]:
         raise
 
 
-def _queue_max(request: Request) -> int:
-    return settings(request).run_queue_max
+def _queue_max(request: Request) -> create_service.RunBounds:
+    values = settings(request)
+    return create_service.RunBounds(values.run_queue_max, values.project_max_active_runs)
 
 
 async def create_run(request: Request) -> Response:

@@ -145,15 +145,17 @@ class ModelNotFound(NotFound):
 
 class RateLimited(ThreadlineError):
     """Too much work in flight: 429 ``rate_limit_exceeded``. ``retry_after_s`` becomes the
-    ``retry-after`` header, which the official SDKs wait before they retry."""
+    ``retry-after`` header, which the official SDKs wait before they retry. A per-project ``limit``
+    also becomes OpenAI's ``x-ratelimit-*-requests`` headers."""
 
     status = 429
     type = "requests"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: int) -> None:
+    def __init__(self, message: str, *, retry_after_s: int, limit: int | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.limit = limit
 
 
 class MethodNotAllowed(ThreadlineError):

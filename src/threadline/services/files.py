@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from threadline.blobs import BlobNotFound, BlobStore, BlobTooLarge
-from threadline.domain.errors import FileNotFound, PayloadTooLarge
+from threadline.domain.errors import FileNotFound, InvalidRequest, PayloadTooLarge
 from threadline.domain.files import StoredFile
 from threadline.domain.ids import check_id, new_id
 from threadline.domain.threads import ListParams, Page
@@ -31,8 +31,17 @@ def too_large(max_bytes: int) -> PayloadTooLarge:
 
 
 async def upload(
-    db: Database, blobs: BlobStore, source: BinaryIO, filename: str, form: FileUpload, max_bytes: int
+    db: Database,
+    blobs: BlobStore,
+    source: BinaryIO,
+    filename: str,
+    form: FileUpload,
+    max_bytes: int,
+    *,
+    quota_bytes: int = 0,
 ) -> StoredFile:
+    """Store the bytes, then the row; a project over its storage quota (``quota_bytes``, 0: none)
+    keeps neither."""
     file_id = new_id("file")
     try:
         size = await asyncio.to_thread(blobs.put, file_id, source, max_bytes=max_bytes)
@@ -48,8 +57,20 @@ async def upload(
         purpose=form.purpose,
         expires_at=None if expires is None else created_at + expires.seconds,
     )
+
+    def insert(uow: UnitOfWork) -> None:
+        if quota_bytes > 0:
+            used = uow.files.stored_bytes()
+            if used + size > quota_bytes:
+                raise InvalidRequest(
+                    f"This upload ({size} bytes) would exceed the project's storage quota "
+                    f"({quota_bytes} bytes, {used} in use). Delete files to make room.",
+                    code="storage_limit_exceeded",
+                )
+        uow.files.insert(stored)
+
     try:
-        await db.transaction(lambda uow: uow.files.insert(stored))
+        await db.transaction(insert)
     except BaseException:
         await asyncio.to_thread(blobs.delete, file_id)
         raise

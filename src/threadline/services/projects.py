@@ -87,18 +87,20 @@ def _new_key(
     return NewKey(key, secret)
 
 
-def create_service_account(uow: UnitOfWork, project_id: str, name: str) -> tuple[ServiceAccount, NewKey]:
-    """A service account of an active project, and its key."""
+def create_service_account(
+    uow: UnitOfWork, project_id: str, name: str, *, key_name: str = "Secret Key"
+) -> tuple[ServiceAccount, NewKey]:
+    """A service account of an active project, and its key (named as OpenAI names it)."""
     require_project(uow, project_id, active=True)
     account = ServiceAccount(new_id("service_account"), project_id, _name(name), "member", now())
     uow.keys.insert_account(account)
-    return account, _new_key(uow, KeyKind.PROJECT, "Secret Key", project_id, account.id)
+    return account, _new_key(uow, KeyKind.PROJECT, key_name, project_id, account.id)
 
 
 def create_project_key(uow: UnitOfWork, project: str, name: str) -> NewKey:
     """A key for ``project`` (id or name), owned by a new service account called ``name``."""
     found = find_project(uow, project)
-    _, new = create_service_account(uow, found.id, name)
+    _, new = create_service_account(uow, found.id, name, key_name=_name(name))
     return new
 
 
@@ -108,4 +110,4 @@ def create_admin_key(uow: UnitOfWork, name: str) -> NewKey:
 
 def revoke_key(uow: UnitOfWork, key_id: str) -> bool:
     """Delete the key: it stops working in every process within the key cache's lifetime (< 1 s)."""
-    return uow.keys.delete_key(key_id)
+    return uow.keys.revoke_key(key_id)

@@ -69,10 +69,10 @@ class FileRepository:
             where.append(f.c.purpose == purpose)
         return fetch_page(self.conn, f, where, params, _file, equal=self.owner.equal())
 
-    def owned(self, file_id: str) -> bool:
-        """Whether the scope owns ``file_id``, expired or not (cleaning up under it)."""
-        query = sa.select(f.c.id).where(f.c.id == file_id, *self.owner.where(f))
-        return self.conn.execute(query).first() is not None
+    def stored_bytes(self) -> int:
+        """Bytes of the scope's files (the storage quota), expired ones included until swept."""
+        query = sa.select(sa.func.coalesce(sa.func.sum(f.c.bytes), 0)).where(*self.owner.where(f))
+        return int(self.conn.execute(query).scalar_one())
 
     def expired_ids(self, now: int, limit: int = 100) -> list[str]:
         self.owner.require_bookkeeping()

@@ -4,6 +4,7 @@ scope (only the Admin API, the CLI and key lookup reach them)."""
 from __future__ import annotations
 
 import builtins
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,15 +19,19 @@ p = tables.projects
 sa_ = tables.service_accounts
 k = tables.api_keys
 
-_KEY_COLUMNS = [column for column in k.columns if column.name != "key_hash"]
-# The lookup on a cache miss: a key works while it exists and its project (if any) is not archived.
+_KEY_COLUMNS = [column for column in k.columns if column.name not in {"key_hash", "revoked_at"}]
+_LIVE = k.c.revoked_at.is_(None)
+# The lookup on a cache miss: a key works until revoked, while its project (if any) is not archived.
 _LOOKUP = (
     sa.select(k.c.id, k.c.kind, k.c.project_id, k.c.last_used_at)
     .select_from(k.outerjoin(p, p.c.id == k.c.project_id))
     .where(
-        k.c.key_hash == sa.bindparam("b_hash"), sa.or_(k.c.project_id.is_(None), p.c.archived_at.is_(None))
+        k.c.key_hash == sa.bindparam("b_hash"),
+        _LIVE,
+        sa.or_(k.c.project_id.is_(None), p.c.archived_at.is_(None)),
     )
 )
+# Revoked keys count: once any key has existed, keys are required.
 _ANY_KEY = sa.select(k.c.id).limit(1)
 
 
@@ -76,6 +81,9 @@ class KeyRepository:
         row = self.conn.execute(query).first()
         return None if row is None else _project(row)
 
+    def all_projects(self) -> builtins.list[Project]:
+        return [_project(row) for row in self.conn.execute(sa.select(p).order_by(p.c.id))]
+
     def update_project(self, project: Project) -> None:
         self.conn.execute(
             p.update().where(p.c.id == project.id).values(name=project.name, archived_at=project.archived_at)
@@ -108,9 +116,7 @@ class KeyRepository:
 
     def delete_account(self, project_id: str, account_id: str) -> bool:
         """Delete the service account and revoke its keys."""
-        self.conn.execute(
-            k.delete().where(k.c.service_account_id == account_id, k.c.project_id == project_id)
-        )
+        self.revoke_where(k.c.service_account_id == account_id, k.c.project_id == project_id)
         query = sa_.delete().where(sa_.c.id == account_id, sa_.c.project_id == project_id)
         return self.conn.execute(query).rowcount > 0
 
@@ -131,21 +137,26 @@ class KeyRepository:
         )
 
     def key(self, key_id: str) -> ApiKey | None:
-        row = self.conn.execute(sa.select(*_KEY_COLUMNS).where(k.c.id == key_id)).first()
+        row = self.conn.execute(sa.select(*_KEY_COLUMNS).where(k.c.id == key_id, _LIVE)).first()
         return None if row is None else _key(row)
 
     def list_keys(self, params: ListParams, *, project_id: str | None, kind: KeyKind) -> Page[ApiKey]:
         equal: dict[str, Any] = {"kind": str(kind)}
         if project_id is not None:
             equal["project_id"] = project_id
-        return fetch_page(self.conn, k, [], params, _key, equal=equal, columns=_KEY_COLUMNS)
+        return fetch_page(self.conn, k, [_LIVE], params, _key, equal=equal, columns=_KEY_COLUMNS)
 
     def all_keys(self) -> builtins.list[ApiKey]:
-        rows = self.conn.execute(sa.select(*_KEY_COLUMNS).order_by(k.c.id))
+        rows = self.conn.execute(sa.select(*_KEY_COLUMNS).where(_LIVE).order_by(k.c.id))
         return [_key(row) for row in rows]
 
-    def delete_key(self, key_id: str) -> bool:
-        return self.conn.execute(k.delete().where(k.c.id == key_id)).rowcount > 0
+    def revoke_key(self, key_id: str) -> bool:
+        return self.revoke_where(k.c.id == key_id) > 0
+
+    def revoke_where(self, *conditions: sa.ColumnElement[bool]) -> int:
+        """Revoke the live keys that match (the row stays: see tables.api_keys)."""
+        query = k.update().where(*conditions, _LIVE).values(revoked_at=int(time.time()))
+        return int(self.conn.execute(query).rowcount)
 
     def lookup(self, key_hash: str) -> Any:
         """``(id, kind, project_id, last_used_at)`` of the working key with this hash, or None."""

@@ -56,6 +56,16 @@ _EXECUTING_COUNT = sa.select(sa.func.count()).select_from(
     .limit(sa.bindparam("b_limit"))
     .subquery()
 )
+_EXECUTING_COUNT_IN_PROJECT = sa.select(sa.func.count()).select_from(
+    sa.select(sa.literal_column("1"))
+    .select_from(r)
+    .where(
+        r.c.project_id == sa.bindparam("b_project"),
+        r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]),
+    )
+    .limit(sa.bindparam("b_limit"))
+    .subquery()
+)
 # The run path's statements, built once: building a statement per call (a bind parameter per column,
 # coerced and cache-keyed) cost more CPU than executing it. Values come with the execute call; an
 # UPDATE without ``.values()`` sets the columns named in them. Bind names must not be column names.
@@ -96,9 +106,12 @@ class RunRepository:
         self.owner.thread(thread_id)
         return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
 
-    def executing_count(self, limit: int) -> int:
+    def executing_count(self, limit: int, *, in_project: bool = False) -> int:
         """How many runs are queued, in progress or cancelling, counted up to ``limit``: across every
-        project, because admission bounds what the deployment's executors owe."""
+        project (admission bounds what the deployment's executors owe), or in the scope's project."""
+        if in_project and self.owner.project_id is not None:
+            values = {"b_limit": limit, "b_project": self.owner.project_id}
+            return int(self.conn.execute(_EXECUTING_COUNT_IN_PROJECT, values).scalar_one())
         return int(self.conn.execute(_EXECUTING_COUNT, {"b_limit": limit}).scalar_one())
 
     def insert(self, run: Run) -> None:

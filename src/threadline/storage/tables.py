@@ -66,8 +66,25 @@ service_accounts = sa.Table(
     sa.Index("ix_service_accounts_project_id_id", "project_id", "id"),
 )
 
+# Completions usage per project, model and UTC day (``day``: Unix seconds of its midnight), added to
+# when a run ends: the Admin API's usage endpoint and `threadline usage` read it. Kept apart from the
+# runs, so deleting a thread does not rewrite history.
+usage_daily = sa.Table(
+    "usage_daily",
+    metadata,
+    sa.Column("project_id", Id, primary_key=True),
+    sa.Column("day", Timestamp, primary_key=True),
+    sa.Column("model", sa.Text, primary_key=True),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False),
+    sa.Column("model_requests", sa.BigInteger, nullable=False),
+    sa.Column("runs", sa.BigInteger, nullable=False),
+    sa.Index("ix_usage_daily_day", "day"),
+)
+
 # A key is stored as the SHA-256 of its value (``key_hash``, unique: the lookup on every cache miss);
-# the value itself is shown once, at creation. Deleting the row revokes the key.
+# the value itself is shown once, at creation. Revoking sets ``revoked_at`` and keeps the row: once a
+# key has existed, every request needs a valid one (revoking the last key must not open the server).
 api_keys = sa.Table(
     "api_keys",
     metadata,
@@ -80,6 +97,7 @@ api_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("last_used_at", Timestamp),
     sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("revoked_at", Timestamp),
     sa.Index("ix_api_keys_key_hash", "key_hash", unique=True),
     sa.Index("ix_api_keys_project_id_id", "project_id", "id"),
 )

@@ -20,6 +20,7 @@ from threadline.storage.run_steps import RunStepRepository
 from threadline.storage.runs import RunRepository
 from threadline.storage.scope import ALL_PROJECTS, Ownership, Scope
 from threadline.storage.threads import ThreadRepository
+from threadline.storage.usage import UsageRepository
 from threadline.storage.vector_stores import VectorStoreRepository
 
 
@@ -72,3 +73,8 @@ class UnitOfWork:
     def keys(self) -> KeyRepository:
         """Projects and keys: the organisation's records, which no project scope covers."""
         return KeyRepository(self.conn)
+
+    @cached_property
+    def usage(self) -> UsageRepository:
+        """Usage per project: written by the engine when a run ends, read by the Admin API."""
+        return UsageRepository(self.conn)

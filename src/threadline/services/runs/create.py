@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from threadline.domain.errors import RateLimited, ThreadLocked
@@ -86,12 +87,29 @@ def build_run(
     )
 
 
-def admit(uow: UnitOfWork, queue_max: int) -> None:
-    """Refuse a new run while ``queue_max`` runs are already queued or executing in the deployment
-    (every executor shares the count: it is read from the database). A full queue answers 429 at
-    once rather than keeping the run waiting for tens of seconds; the SDKs wait ``retry-after`` and
-    retry. Two creates racing in separate transactions may both pass at ``queue_max - 1``: the bound
-    is soft by the number of concurrent creates, which is what admission needs."""
+@dataclass(frozen=True, slots=True)
+class RunBounds:
+    queue_max: int  # runs queued or executing in the deployment
+    project_max: int  # runs queued or executing in the caller's project
+
+
+def admit(uow: UnitOfWork, bounds: RunBounds) -> None:
+    """Refuse a new run while ``queue_max`` runs are already queued or executing in the deployment,
+    or ``project_max`` in the caller's project (every process shares the counts: they are read from
+    the database). A full queue answers 429 at once rather than keeping the run waiting for tens of
+    seconds; the SDKs wait ``retry-after`` and retry. Two creates racing in separate transactions may
+    both pass at ``max - 1``: the bound is soft by the number of concurrent creates, which is what
+    admission needs."""
+    project_max = bounds.project_max
+    if project_max > 0 and uow.runs.executing_count(project_max, in_project=True) >= project_max:
+        ADMISSION_REFUSALS.labels(reason="project_runs").inc()
+        raise RateLimited(
+            f"Rate limit reached for runs in this project: {project_max} runs queued or in progress. "
+            f"Retry after {RETRY_AFTER_S} s.",
+            retry_after_s=RETRY_AFTER_S,
+            limit=project_max,
+        )
+    queue_max = bounds.queue_max
     if queue_max > 0 and uow.runs.executing_count(queue_max) >= queue_max:
         ADMISSION_REFUSALS.labels(reason="run_queue").inc()
         raise RateLimited(
@@ -105,7 +123,7 @@ def queue_depth(uow: UnitOfWork) -> int:
     return uow.runs.executing_count(1_000_000)
 
 
-def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, queue_max: int) -> Run:
+def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, queue_max: RunBounds) -> Run:
     """Store a queued run. ``additional_messages`` are added first, in the same transaction, so they
     never trip the thread lock; another active run does. A full run queue (``queue_max``) refuses
     the run before anything is written."""
@@ -125,7 +143,7 @@ def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, q
 
 
 def create_thread_and_run(
-    uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int, queue_max: int
+    uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int, queue_max: RunBounds
 ) -> tuple[Thread, Run]:
     """A new thread (with its messages) and a queued run on it. ``tool_resources`` of the request
     become the thread's when the thread itself names none; its messages' attachments add to them.

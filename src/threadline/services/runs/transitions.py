@@ -233,6 +233,12 @@ def end(
         sum(u["prompt_tokens"] for u in totals), sum(u["completion_tokens"] for u in totals)
     )
     uow.runs.update(run)
+    project_id = uow.runs.project_of(run.id)
+    if project_id is not None:  # each run is counted once, when it ends, with every model call it made
+        usage = run.usage
+        uow.usage.add(
+            project_id, run.model, stamp, usage["prompt_tokens"], usage["completion_tokens"], len(totals)
+        )
     events += [RunChanged(status, run), StreamEnd(run.id)]
     return events
 

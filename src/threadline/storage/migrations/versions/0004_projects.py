@@ -1,4 +1,5 @@
-"""Projects, service accounts and API keys; every top-level object belongs to a project.
+"""Projects, service accounts and API keys; every top-level object belongs to a project; usage per
+project, model and day.
 
 Objects that existed before go to the ``default`` project (``proj_default``), which this migration
 creates; keys listed in THREADLINE_API_KEYS act for it too.
@@ -54,9 +55,21 @@ def upgrade() -> None:
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("last_used_at", sa.BigInteger),
         sa.Column("key_hash", sa.String(64), nullable=False),
+        sa.Column("revoked_at", sa.BigInteger),
     )
     op.create_index("ix_api_keys_key_hash", "api_keys", ["key_hash"], unique=True)
     op.create_index("ix_api_keys_project_id_id", "api_keys", ["project_id", "id"])
+    op.create_table(
+        "usage_daily",
+        sa.Column("project_id", Id, primary_key=True),
+        sa.Column("day", sa.BigInteger, primary_key=True),
+        sa.Column("model", sa.Text, primary_key=True),
+        sa.Column("input_tokens", sa.BigInteger, nullable=False),
+        sa.Column("output_tokens", sa.BigInteger, nullable=False),
+        sa.Column("model_requests", sa.BigInteger, nullable=False),
+        sa.Column("runs", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_usage_daily_day", "usage_daily", ["day"])
     op.bulk_insert(
         projects,
         [{"id": DEFAULT_PROJECT_ID, "name": "default", "created_at": int(time.time()), "archived_at": None}],
@@ -71,6 +84,7 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_project_id_id", table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column("project_id")
+    op.drop_table("usage_daily")
     op.drop_table("api_keys")
     op.drop_table("service_accounts")
     op.drop_table("projects")
