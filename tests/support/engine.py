@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import functools
 import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -38,10 +39,12 @@ from threadline.schemas.messages import MessageCreate
 from threadline.schemas.runs import ThreadAndRunCreate
 from threadline.schemas.threads import ThreadCreate
 from threadline.services import assistants as assistants_service
+from threadline.services.runs import transitions
 from threadline.services.runs.create import create_thread_and_run
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
 from threadline.storage.notify import Notifications
+from threadline.storage.uow import UnitOfWork
 
 P = ParamSpec("P")
 
@@ -93,6 +96,32 @@ def database(tmp_path: Path, backend: str = "sqlite", **overrides: Any) -> Itera
             databases.drop_database(url)
 
 
+def create_run(db: Database, text: str = "hi") -> Run:
+    """A queued run on a new thread, as POST /v1/threads/runs stores it."""
+
+    def create(uow: UnitOfWork) -> Run:
+        assistant = assistants_service.create(uow, AssistantCreate(model="scripted"))
+        thread = ThreadCreate(messages=[MessageCreate(role="user", content=text)])
+        request = ThreadAndRunCreate(assistant_id=assistant.id, thread=thread)
+        return create_thread_and_run(uow, request, db.settings.run_expiry_s, 0)[1]
+
+    return db.transaction_sync(create)
+
+
+def claimed_run(db: Database, owner: str = "ghost-host:1:00000000", lease_s: float = HOUR_S) -> Run:
+    """A run in progress, leased to ``owner`` (a worker the test plays itself)."""
+    queued = create_run(db)
+    [start] = db.transaction_sync(lambda uow: transitions.claim(uow, owner, time.time() + lease_s, 1))
+    assert start.run.id == queued.id
+    return start.run
+
+
+def read_run(db: Database, run_id: str) -> Run:
+    found = db.transaction_sync(lambda uow: uow.runs.by_id(run_id))
+    assert found is not None
+    return found
+
+
 @dataclasses.dataclass
 class Engine:
     db: Database
@@ -104,22 +133,13 @@ class Engine:
     notifications: Notifications | None
 
     def queue_run(self, text: str = "hi") -> Run:
-        """A queued run on a new thread (as POST /v1/threads/runs stores it), handed to the executor."""
-
-        def create(uow: Any) -> Run:
-            assistant = assistants_service.create(uow, AssistantCreate(model="scripted"))
-            thread = ThreadCreate(messages=[MessageCreate(role="user", content=text)])
-            request = ThreadAndRunCreate(assistant_id=assistant.id, thread=thread)
-            return create_thread_and_run(uow, request, self.settings.run_expiry_s, 0)[1]
-
-        run = self.db.transaction_sync(create)
+        """A queued run on a new thread, handed to the executor."""
+        run = create_run(self.db, text)
         self.executor.submit(run.id)
         return run
 
     def run(self, run_id: str) -> Run:
-        found = self.db.transaction_sync(lambda uow: uow.runs.by_id(run_id))
-        assert found is not None
-        return found
+        return read_run(self.db, run_id)
 
     def task(self, run_id: str) -> asyncio.Task[None]:
         """The executor's task for ``run_id`` (it must hold the run)."""
