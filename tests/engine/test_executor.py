@@ -13,8 +13,7 @@ from tests.support.engine import WAIT_S, collect, database, drained, engine, in_
 from tests.support.scripted_model import Hold, Script, ScriptedChatModel, reply
 from threadline.domain.run_states import Interrupt, RunStatus
 from threadline.domain.threads import Message
-from threadline.executor.bus import InProcessBus
-from threadline.llm.types import Finish, TextDelta, Usage
+from threadline.llm.types import Finish, TextDelta, ToolCallDelta, Usage
 from threadline.services.runs import transitions
 from threadline.services.runs.cancel import cancel
 from threadline.storage.database import Database
@@ -123,6 +122,37 @@ async def test_expiry_of_an_in_progress_run_ends_it_expired(tmp_path: Path) -> N
 
 
 @in_loop
+async def test_expiry_of_a_run_waiting_for_tool_outputs_ends_it_expired(tmp_path: Path) -> None:
+    """requires_action: no worker holds the run, so the sweep finishes it itself (its own task)."""
+    call: Script = [ToolCallDelta(0, "call_1", "lookup", '{"q": 1}'), Finish("tool_calls", Usage(3, 2))]
+    model = ScriptedChatModel(call)
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    with database(tmp_path, run_expiry_s=600) as db:
+        async with engine(db, model) as eng:
+            run = eng.queue_run(tools=[tool])
+            subscription = await eng.bus.subscribe(run.id)
+            assert names(await collect(subscription))[-2:] == ["run.requires_action", "end"]
+            assert eng.run(run.id).status == RunStatus.REQUIRES_ACTION
+            assert run.expires_at is not None
+
+            await eng.executor.sweep_expired()  # not due yet
+            assert eng.run(run.id).status == RunStatus.REQUIRES_ACTION
+
+            subscription = await eng.bus.subscribe(run.id)
+            eng.clock.now = run.expires_at + 1.0
+            await eng.executor.sweep_expired()
+            events = await collect(subscription)
+
+            assert names(events)[-2:] == ["run.expired", "end"]
+            after = eng.run(run.id)
+            assert after.status == RunStatus.EXPIRED
+            assert after.required_action is None
+            steps = db.transaction_sync(lambda uow: uow.run_steps.all_for_run(run.id))
+            assert [step.status for step in steps] == ["expired"]
+            assert len(model.requests) == 1  # the sweep called no model
+
+
+@in_loop
 async def test_runs_in_progress_fail_when_the_executor_shuts_down(tmp_path: Path) -> None:
     hold = Hold()
     model = ScriptedChatModel(held_reply(hold))
@@ -143,6 +173,30 @@ async def test_runs_in_progress_fail_when_the_executor_shuts_down(tmp_path: Path
             assert model.cancelled == [True]
             [message] = assistant_messages(db, run.thread_id)
             assert message_text(message) == "Hello "
+
+
+@in_loop
+async def test_a_run_that_finishes_within_the_shutdown_grace_completes(tmp_path: Path) -> None:
+    hold = Hold()
+    model = ScriptedChatModel(held_reply(hold))
+    with database(tmp_path) as db:
+        async with engine(db, model) as eng:
+            run = eng.queue_run()
+            subscription = await eng.bus.subscribe(run.id)
+            await asyncio.wait_for(hold.reached.wait(), WAIT_S)
+
+            closing = asyncio.ensure_future(eng.executor.aclose(grace_s=WAIT_S))
+            await asyncio.sleep(0)  # aclose has stopped claiming and is waiting for the run
+            assert not closing.done()
+            hold.release()
+            await asyncio.wait_for(closing, WAIT_S)  # returns as soon as the run ended
+            events = await collect(subscription)
+
+            assert names(events)[-2:] == ["run.completed", "end"]
+            assert eng.run(run.id).status == RunStatus.COMPLETED
+            assert model.cancelled == [False]
+            [message] = assistant_messages(db, run.thread_id)
+            assert message_text(message) == "Hello world"
 
 
 @in_loop
@@ -220,7 +274,6 @@ async def test_an_expired_lease_of_a_vanished_worker_is_recovered_as_failed(tmp_
                     "code": "server_error",
                     "message": transitions.LEASE_LOST_MESSAGE,
                 }
-                assert isinstance(eng.bus, InProcessBus)
 
 
 @pytest.mark.xfail(

@@ -96,11 +96,13 @@ def database(tmp_path: Path, backend: str = "sqlite", **overrides: Any) -> Itera
             databases.drop_database(url)
 
 
-def create_run(db: Database, text: str = "hi") -> Run:
-    """A queued run on a new thread, as POST /v1/threads/runs stores it."""
+def create_run(db: Database, text: str = "hi", tools: list[dict[str, Any]] | None = None) -> Run:
+    """A queued run on a new thread, as POST /v1/threads/runs stores it; ``tools`` are the
+    assistant's (wire shape, e.g. a function tool)."""
 
     def create(uow: UnitOfWork) -> Run:
-        assistant = assistants_service.create(uow, AssistantCreate(model="scripted"))
+        spec = AssistantCreate.model_validate({"model": "scripted", "tools": tools or []})
+        assistant = assistants_service.create(uow, spec)
         thread = ThreadCreate(messages=[MessageCreate(role="user", content=text)])
         request = ThreadAndRunCreate(assistant_id=assistant.id, thread=thread)
         return create_thread_and_run(uow, request, db.settings.run_expiry_s, 0)[1]
@@ -132,9 +134,9 @@ class Engine:
     executor: Executor
     notifications: Notifications | None
 
-    def queue_run(self, text: str = "hi") -> Run:
+    def queue_run(self, text: str = "hi", tools: list[dict[str, Any]] | None = None) -> Run:
         """A queued run on a new thread, handed to the executor."""
-        run = create_run(self.db, text)
+        run = create_run(self.db, text, tools)
         self.executor.submit(run.id)
         return run
 
