@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from threadline.blobs import BlobStore
 from threadline.config import Settings
@@ -41,8 +42,10 @@ class IngestionWorker:
         *,
         sole_process: bool = True,
         settings: Settings | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         settings = settings or Settings()
+        self._clock = clock  # wall-clock Unix seconds for leases (tests pass a controllable clock)
         self.max_attempts = settings.ingestion_max_attempts
         # Files are parsed in child processes with hard limits (see ingestion_pool.py).
         self.pool = IngestionPool(
@@ -96,7 +99,7 @@ class IngestionWorker:
 
     async def _tick(self) -> bool:
         jobs = await self.db.transaction(
-            lambda uow: ingestion.claim(uow, time.time(), _CLAIM_BATCH, self.max_attempts)
+            lambda uow: ingestion.claim(uow, self._clock(), _CLAIM_BATCH, self.max_attempts)
         )
         # Side by side: the pool runs up to ingestion_processes of them at once (the rest wait for a
         # child, their leases renewed meanwhile).
@@ -128,4 +131,4 @@ class IngestionWorker:
     async def _heartbeat(self, job: VectorStoreFile) -> None:
         while True:
             await asyncio.sleep(ingestion.LEASE_S / 3)
-            await ingestion.renew(self.db, job, time.time() + ingestion.LEASE_S)
+            await ingestion.renew(self.db, job, self._clock() + ingestion.LEASE_S)

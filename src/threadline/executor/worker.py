@@ -24,6 +24,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from functools import partial
 
 from threadline.blobs import blob_store_from_settings
@@ -34,7 +35,6 @@ from threadline.executor.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
-from threadline.services.clock import now
 from threadline.services.runs import transitions
 from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
@@ -79,8 +79,11 @@ class Executor:
         router: ProviderRouter,
         registry: ToolRegistry | None = None,
         notifications: Notifications | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.db, self.bus, self.settings = db, bus, settings
+        # Wall-clock Unix seconds for leases and expiry (tests pass a controllable clock).
+        self._clock = clock
         self.owner = new_owner()
         self.runner = Runner(
             db,
@@ -173,7 +176,7 @@ class Executor:
             if self._saturated:
                 return
             limit = min(free, CLAIM_BATCH)
-            lease_until = time.time() + self.settings.run_lease_s
+            lease_until = self._clock() + self.settings.run_lease_s
             claim = partial(transitions.claim, owner=self.owner, lease_expires_at=lease_until, limit=limit)
             starts = await self.db.transaction(claim)
             for start in starts:
@@ -244,7 +247,7 @@ class Executor:
         run_ids = list(self._tasks)
         if not run_ids:
             return
-        until = time.time() + self.settings.run_lease_s
+        until = self._clock() + self.settings.run_lease_s
         states = await self.db.transaction(lambda uow: uow.runs.renew_leases(self.owner, run_ids, until))
         for run_id, (status, owner) in states.items():
             task = self._tasks.get(run_id)
@@ -259,7 +262,7 @@ class Executor:
 
     async def recover_orphans(self) -> None:
         """Finish runs no live executor holds (lease expired or missing)."""
-        orphans = await self.db.transaction(lambda uow: uow.runs.orphan_ids(time.time()))
+        orphans = await self.db.transaction(lambda uow: uow.runs.orphan_ids(self._clock()))
         for run_id in orphans:
             if run_id not in self._tasks:
                 await self._recover(run_id)
@@ -271,7 +274,7 @@ class Executor:
                 await self._recover(run_id, dead_owner=owner)
 
     async def _recover(self, run_id: str, dead_owner: str | None = None) -> None:
-        recover = partial(transitions.recover, run_id=run_id, now_s=time.time(), dead_owner=dead_owner)
+        recover = partial(transitions.recover, run_id=run_id, now_s=self._clock(), dead_owner=dead_owner)
         await self.bus.transaction(self.db, run_id, recover)
 
     # --- expiry ----------------------------------------------------------------------------------
@@ -287,9 +290,8 @@ class Executor:
     async def sweep_expired(self) -> None:
         """Expire live runs past ``expires_at``, including requires_action;
         runs another live worker holds are left to that worker's sweep."""
-        due = await self.db.transaction(
-            lambda uow: uow.runs.ids_due_to_expire(now(), self.owner, time.time())
-        )
+        now_s = self._clock()
+        due = await self.db.transaction(lambda uow: uow.runs.ids_due_to_expire(int(now_s), self.owner, now_s))
         for run_id in due:
             if run_id not in self._interrupts:
                 self.interrupt(run_id, Interrupt.EXPIRE)

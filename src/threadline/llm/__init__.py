@@ -1,9 +1,10 @@
 """The upstream model client behind a small Protocol.
 
 The executor depends on ``ChatModel`` / ``EmbeddingModel`` and the event dataclasses only, so another
-client plugs in behind the Protocols; the tests script the model at the HTTP edge instead (a fake
-OpenAI-compatible server), which exercises this client too. ``ProviderRouter`` picks the provider
-for a model name.
+client plugs in behind the Protocols. The acceptance tests script the model at the HTTP edge (a fake
+OpenAI-compatible server, ``tests/support/fake_model.py``), which exercises this client too; the
+in-process engine tests (``tests/engine``) plug a scripted ``ChatModel`` in behind the Protocol
+instead (``tests/support/scripted_model.py``). ``ProviderRouter`` picks the provider for a model name.
 """
 
 from threadline.llm.client import OpenAICompatibleModel

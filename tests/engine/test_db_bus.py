@@ -1,0 +1,248 @@
+"""The database event bus in-process: on SQLite (no notifications: subscribers poll), its stall check,
+the writer's retry of a failed append, and (PostgreSQL) what a reconnected LISTEN does. Several
+``DatabaseBus`` objects on one database play several processes (each has its own origin)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from tests.support.engine import (
+    WAIT_S,
+    claimed_run,
+    collect,
+    database,
+    engine,
+    in_loop,
+    names,
+    postgres_only,
+    read_run,
+)
+from tests.support.scripted_model import ScriptedChatModel, reply
+from threadline.domain.event_codec import decode_event
+from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
+from threadline.domain.run_states import RunStatus
+from threadline.executor import db_bus
+from threadline.executor.db_bus import DatabaseBus, DatabaseSubscription
+from threadline.services.runs import transitions
+from threadline.storage import notify
+from threadline.storage.database import Database
+from threadline.storage.notify import Notifications
+from threadline.storage.uow import UnitOfWork
+
+T = TypeVar("T")
+
+
+def logged_events(db: Database, run_id: str) -> list[RunEvent]:
+    rows = db.transaction_sync(lambda uow: uow.run_events.after(run_id, 0, 1000))
+    return [decode_event(name, data) for _, name, data in rows]
+
+
+def text_of(events: list[RunEvent]) -> str:
+    return "".join(e.text for e in events if isinstance(e, MessageDelta))
+
+
+class WatchedDatabase(Database):
+    """A Database (a second engine on the same one) that watches transactions running ``target``
+    (a function given through ``functools.partial``, or a method): it counts them, sets ``seen``
+    once ``expected`` have run, and fails the next ``failures`` of them as a locked database or a
+    dropped connection would. Other transactions go through untouched."""
+
+    def __init__(self, db: Database, target: Callable[..., Any], expected: int = 1) -> None:
+        super().__init__(db.settings)
+        self.target, self.expected = target, expected
+        self.failures = self.failed = self.calls = 0
+        self.seen = asyncio.Event()
+
+    async def transaction(self, fn: Callable[[UnitOfWork], T], *, offload: bool = False) -> T:
+        if self.target in (getattr(fn, "func", None), getattr(fn, "__func__", None)):
+            self.calls += 1
+            if self.calls >= self.expected:
+                self.seen.set()
+            if self.failures:
+                self.failures -= 1
+                self.failed += 1
+                raise sa.exc.OperationalError("INSERT INTO run_events", {}, Exception("database is locked"))
+        return await super().transaction(fn, offload=offload)
+
+
+@in_loop
+async def test_database_bus_on_sqlite_carries_a_run_to_this_and_another_process(tmp_path: Path) -> None:
+    model = ScriptedChatModel(reply("Hello there world"))
+    with database(tmp_path) as db:
+        assert db.dialect == "sqlite"
+        async with engine(db, model, bus="database") as eng:
+            assert isinstance(eng.bus, DatabaseBus)
+            elsewhere = DatabaseBus(db, None, db.settings)  # another process: it reads the table
+            run = eng.queue_run()
+            here_sub = await eng.bus.subscribe(run.id)
+            there_sub = await elsewhere.subscribe(run.id)
+            here, there = await asyncio.gather(collect(here_sub), collect(there_sub))
+
+            assert names(here)[-2:] == ["run.completed", "end"]
+            assert text_of(here) == "Hello there world"
+            assert names(there) == names(here)
+            assert text_of(there) == text_of(here)
+            assert read_run(db, run.id).status == RunStatus.COMPLETED
+            # The log holds the run's whole stream (the claim's in_progress first), each event once.
+            logged = logged_events(db, run.id)
+            assert names(logged)[0] == "run.in_progress"
+            assert names(logged)[-len(here) :] == names(here)
+            assert text_of(logged) == "Hello there world"
+
+
+@in_loop
+async def test_stall_check_ends_a_stream_whose_run_stopped_unheard(tmp_path: Path) -> None:
+    """A worker died after committing the run's end but before appending its events: the stall
+    check reads the unread log first, then makes the stream's end up from the run."""
+    with database(tmp_path, event_stall_check_s=0.0) as db:
+        run = claimed_run(db)
+        bus = DatabaseBus(db, None, db.settings)
+        subscription = await bus.subscribe(run.id)
+        other = DatabaseBus(db, None, db.settings)  # the worker, in another process
+        other.publish(run.id, [RunChanged("in_progress", run)])
+        await other.flush()
+        error = {"code": "server_error", "message": "the worker vanished"}
+        db.transaction_sync(lambda uow: transitions.end(uow, run.id, RunStatus.FAILED, last_error=error))
+
+        events = await collect(subscription)
+
+        assert names(events) == ["run.in_progress", "run.failed", "end"]
+        ended = events[1]
+        assert isinstance(ended, RunChanged)
+        assert ended.run.status == RunStatus.FAILED and ended.run.last_error == error
+        assert len(logged_events(db, run.id)) == 1  # made up for the stream, not written
+
+
+@in_loop
+async def test_stall_check_leaves_a_live_run_streaming(tmp_path: Path) -> None:
+    """Checked on every pass (stall_check_s 0), the stall check still never ends a run that is
+    live: the stream gets the events another process appends later, and their real end."""
+    with database(tmp_path, event_stall_check_s=0.0) as db:
+        run = claimed_run(db)
+        other = DatabaseBus(db, None, db.settings)  # the worker, in another process
+        watched = WatchedDatabase(db, DatabaseSubscription._stall_check, expected=3)
+        try:
+            bus = DatabaseBus(watched, None, watched.settings)
+            subscription = await bus.subscribe(run.id)
+            stream = asyncio.ensure_future(collect(subscription))
+            other.publish(run.id, [RunChanged("in_progress", run)])
+            await other.flush()
+            await asyncio.wait_for(watched.seen.wait(), WAIT_S)  # three stall checks, run live
+            assert not stream.done()
+            end = lambda uow: transitions.end(uow, run.id, RunStatus.CANCELLED)  # noqa: E731
+            await other.transaction(db, run.id, end)
+            events = await stream
+        finally:
+            watched.close()
+
+        assert names(events) == ["run.in_progress", "run.cancelled", "end"]
+        assert names(logged_events(db, run.id)) == names(events)
+
+
+@in_loop
+async def test_writer_retries_a_failed_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(db_bus, "RETRY_DELAY_S", 0.0)
+    with database(tmp_path) as base:
+        run = claimed_run(base)
+        flaky = WatchedDatabase(base, db_bus._append)
+        try:
+            bus = DatabaseBus(flaky, None, flaky.settings)
+            await bus.start()
+            subscription = await bus.subscribe(run.id)
+            flaky.failures = 1
+            with caplog.at_level(logging.ERROR, logger="threadline.executor.db_bus"):
+                bus.publish(run.id, [RunChanged("in_progress", run), StreamEnd(run.id)])
+                events = await collect(subscription)
+            await bus.aclose()
+        finally:
+            flaky.close()
+
+        assert flaky.failed == 1
+        assert "appending run events failed; retrying" in caplog.text
+        assert names(events) == ["run.in_progress", "end"]
+        assert names(logged_events(base, run.id)) == ["run.in_progress", "end"]  # once each
+
+
+@in_loop
+async def test_a_failed_stopping_commit_gives_its_queued_events_back(tmp_path: Path) -> None:
+    """``transaction`` takes the run's queued events into its commit; when that commit fails they
+    go back to the queue (the writer appends them later) and the run's change is rolled back."""
+    with database(tmp_path) as base:
+        run = claimed_run(base)
+        flaky = WatchedDatabase(base, db_bus._commit_with)
+        try:
+            bus = DatabaseBus(flaky, None, flaky.settings)  # no writer task: the test flushes
+            bus.publish(run.id, [RunChanged("in_progress", run)])
+            flaky.failures = 1
+            with pytest.raises(sa.exc.OperationalError):
+                await bus.transaction(
+                    flaky, run.id, lambda uow: transitions.end(uow, run.id, RunStatus.COMPLETED)
+                )
+            assert logged_events(base, run.id) == []
+            assert read_run(base, run.id).status == RunStatus.IN_PROGRESS
+            await bus.flush()
+            assert names(logged_events(base, run.id)) == ["run.in_progress"]
+            await bus.transaction(
+                flaky, run.id, lambda uow: transitions.end(uow, run.id, RunStatus.COMPLETED)
+            )
+        finally:
+            flaky.close()
+        assert names(logged_events(base, run.id)) == ["run.in_progress", "run.completed", "end"]
+        assert read_run(base, run.id).status == RunStatus.COMPLETED
+
+
+@postgres_only
+@in_loop
+async def test_listen_reconnect_makes_subscribers_read_what_they_missed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events appended while the LISTEN connection was down are announced to nobody; after the
+    reconnect every subscription reads the log. Polling cannot rescue it here (an hour apart)."""
+    monkeypatch.setattr(notify, "RECONNECT_DELAY_S", 0.0)
+    down, back = asyncio.Event(), asyncio.Event()
+    listen = Notifications._listen
+
+    async def gated_listen(self: Notifications, *, reconnected: bool) -> None:
+        if reconnected:  # the connection was lost: reconnect only when the test says so
+            down.set()
+            await back.wait()
+        await listen(self, reconnected=reconnected)
+
+    monkeypatch.setattr(Notifications, "_listen", gated_listen)
+    with database(tmp_path, "postgres") as db:
+        run = claimed_run(db)
+        notifications = Notifications(db)
+        bus = DatabaseBus(db, notifications, db.settings)
+        await notifications.start()
+        try:
+            subscription = await bus.subscribe(run.id)
+            stream = asyncio.ensure_future(collect(subscription))
+            url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(url, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                ).fetchall()
+            assert killed == [(True,)]
+            await asyncio.wait_for(down.wait(), WAIT_S)
+
+            other = DatabaseBus(db, None, db.settings)  # the worker, in another process
+            other.publish(run.id, [RunChanged("in_progress", run)])
+            await other.transaction(db, run.id, lambda uow: transitions.end(uow, run.id, RunStatus.CANCELLED))
+            assert not stream.done()
+            back.set()
+            events = await stream
+        finally:
+            await notifications.aclose()
+
+        assert names(events) == ["run.in_progress", "run.cancelled", "end"]

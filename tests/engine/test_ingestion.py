@@ -1,0 +1,220 @@
+"""Ingestion's failure branches in-process: a scripted extractor (the ``Extractor`` seam the child
+process pool fills in production), real extraction on a thread, and the worker's claims under a
+manual clock (a crashed worker is one whose lease simply runs out)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.engine import database, in_loop
+from tests.support.scripted_model import ManualClock
+from threadline.blobs import BlobStore, blob_store_from_settings
+from threadline.domain.errors import InvalidFile
+from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.executor.ingestion import IngestionWorker
+from threadline.services import ingestion
+from threadline.storage import tables
+from threadline.storage.database import Database
+from threadline.storage.uow import UnitOfWork
+
+STORE = "vs_ingest"
+STATIC = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 0}}
+
+
+class ScriptedExtractor:
+    """An ``Extractor`` that raises ``error`` or returns ``text`` as one chunk."""
+
+    def __init__(self, text: str = "", error: Exception | None = None) -> None:
+        self.text, self.error, self.calls = text, error, 0
+
+    async def extract(
+        self, pieces: Iterable[bytes], filename: str, max_chunk_tokens: int, overlap_tokens: int
+    ) -> tuple[int, list[tuple[int, str, int]]]:
+        self.calls += 1
+        assert b"".join(pieces)  # the file's bytes reach the extractor
+        if self.error is not None:
+            raise self.error
+        return len(self.text.encode()), [(0, self.text, 0)]
+
+
+def queue_file(db: Database, blobs: BlobStore, file_id: str, filename: str, data: bytes) -> None:
+    """A File with bytes, added to the store: in_progress and unclaimed, as the API leaves it."""
+    blobs.put(file_id, io.BytesIO(data))
+
+    def put(uow: UnitOfWork) -> None:
+        if uow.vector_stores.get(STORE) is None:
+            uow.vector_stores.insert(VectorStore(STORE, 0, "ingest", {}, 0))
+        uow.files.insert(StoredFile(file_id, 0, len(data), filename, "assistants"))
+        uow.vector_stores.put_file(VectorStoreFile(file_id, STORE, 0, "in_progress", STATIC))
+
+    db.transaction_sync(put)
+
+
+def vs_file(db: Database, file_id: str) -> VectorStoreFile:
+    found = db.transaction_sync(lambda uow: uow.vector_stores.get_file(STORE, file_id))
+    assert found is not None
+    return found
+
+
+def chunk_count(db: Database, file_id: str) -> int:
+    query = sa.select(sa.func.count()).where(tables.chunks.c.file_id == file_id)
+    return int(db.transaction_sync(lambda uow: uow.conn.execute(query).scalar_one()))
+
+
+def claim(db: Database, now_s: float, max_attempts: int | None = None) -> list[VectorStoreFile]:
+    return db.transaction_sync(partial(ingestion.claim, now_s=now_s, limit=4, max_attempts=max_attempts))
+
+
+@in_loop
+async def test_extraction_failure_fails_the_file_with_the_extractors_code(tmp_path: Path) -> None:
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-bad", "bad.pdf", b"%PDF-1.7 not really")
+        [job] = claim(db, 1000.0)
+        extractor = ScriptedExtractor(error=InvalidFile("The PDF is encrypted."))
+
+        await ingestion.index_file(db, blobs, None, job, extractor)
+
+        assert extractor.calls == 1
+        failed = vs_file(db, "file-bad")
+        assert failed.status == "failed"
+        assert failed.last_error == {"code": "invalid_file", "message": "The PDF is encrypted."}
+        assert chunk_count(db, "file-bad") == 0
+
+
+@in_loop
+async def test_extraction_of_an_unsupported_file_fails_it_unsupported(tmp_path: Path) -> None:
+    """No extractor: parsed on a thread of this process, by the real extraction code."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-bin", "tool.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04")
+        [job] = claim(db, 1000.0)
+
+        await ingestion.index_file(db, blobs, None, job)
+
+        failed = vs_file(db, "file-bin")
+        assert failed.status == "failed"
+        assert failed.last_error is not None and failed.last_error["code"] == "unsupported_file"
+
+
+@in_loop
+async def test_an_unexpected_extractor_crash_fails_the_file_as_server_error(tmp_path: Path) -> None:
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-boom", "boom.txt", b"text")
+        [job] = claim(db, 1000.0)
+
+        await ingestion.index_file(db, blobs, None, job, ScriptedExtractor(error=RuntimeError("boom")))
+
+        failed = vs_file(db, "file-boom")
+        assert failed.status == "failed"
+        assert failed.last_error == {
+            "code": "server_error",
+            "message": "An internal error occurred while processing the file.",
+        }
+
+
+@in_loop
+async def test_missing_file_bytes_fail_the_file_invalid(tmp_path: Path) -> None:
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-gone", "gone.txt", b"text")
+        blobs.delete("file-gone")
+        [job] = claim(db, 1000.0)
+
+        await ingestion.index_file(db, blobs, None, job, ScriptedExtractor("unused"))
+
+        failed = vs_file(db, "file-gone")
+        assert failed.status == "failed"
+        assert failed.last_error == {"code": "invalid_file", "message": "The file's content is missing."}
+
+
+@in_loop
+async def test_the_worker_fails_a_file_that_exceeded_its_max_attempts(tmp_path: Path) -> None:
+    with database(tmp_path, ingestion_max_attempts=2) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-poison", "poison.txt", b"kills the parser")
+        clock = ManualClock(10_000.0)
+        # Two workers claimed it and died with it: each lease simply ran out.
+        for attempt in (1, 2):
+            assert [job.id for job in claim(db, clock(), 2)] == ["file-poison"], attempt
+            clock.advance(ingestion.LEASE_S + 1)
+        worker = IngestionWorker(db, blobs, None, sole_process=False, settings=db.settings, clock=clock)
+        try:
+            worked = await worker._tick()
+        finally:
+            await worker.stop()
+
+        assert worked is False  # nothing claimed: the file failed instead
+        failed = vs_file(db, "file-poison")
+        assert failed.status == "failed"
+        assert failed.last_error == {
+            "code": "server_error",
+            "message": "Ingestion crashed the worker 2 times while processing this file; "
+            "it was not retried again.",
+        }
+
+
+@in_loop
+async def test_the_worker_leaves_a_live_lease_alone_until_it_runs_out(tmp_path: Path) -> None:
+    """The control for the above: the same worker claims only once the other's lease has expired."""
+    with database(tmp_path, ingestion_max_attempts=3) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-slow", "slow.txt", b"slow")
+        clock = ManualClock(10_000.0)
+        assert len(claim(db, clock(), 3)) == 1  # another worker holds it
+        clock.advance(ingestion.LEASE_S - 1)
+        assert claim(db, clock(), 3) == []
+        clock.advance(2)
+        assert [job.id for job in claim(db, clock(), 3)] == ["file-slow"]
+
+
+@in_loop
+async def test_a_worker_that_lost_its_lease_still_completes_the_file_once(tmp_path: Path) -> None:
+    """Worker A's lease runs out mid-file (it stalled); B claims the file again. Leases have no
+    owner, so A is not told: A completes it, and B's later completion finds it no longer in
+    progress and writes nothing (the "cancelled or removed" branch). One set of chunks remains."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-race", "race.txt", b"some text")
+        clock = ManualClock(10_000.0)
+        [job_a] = claim(db, clock())
+        clock.advance(ingestion.LEASE_S + 1)
+        [job_b] = claim(db, clock())  # A's lease is gone: B takes the file
+
+        await ingestion.index_file(db, blobs, None, job_a, ScriptedExtractor("from A"))
+        done = vs_file(db, "file-race")
+        assert done.status == "completed" and done.last_error is None
+        assert chunk_count(db, "file-race") == 1
+
+        await ingestion.index_file(db, blobs, None, job_b, ScriptedExtractor("from B"))
+        after = vs_file(db, "file-race")
+        assert after.status == "completed" and after.last_error is None
+        assert chunk_count(db, "file-race") == 1
+        document = db.transaction_sync(lambda uow: uow.chunks.document(STORE, "file-race"))
+        assert document == "from A"
+
+
+@in_loop
+async def test_a_stale_worker_renewing_extends_the_new_holders_lease(tmp_path: Path) -> None:
+    """What the ownerless lease means for the heartbeat: A, which lost the file to B, renews the
+    lease B now holds (``renew`` matches the file, not the holder), so B's lease is A's to keep alive."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-held", "held.txt", b"text")
+        clock = ManualClock(10_000.0)
+        [job_a] = claim(db, clock())
+        clock.advance(ingestion.LEASE_S + 1)
+        assert len(claim(db, clock())) == 1  # B
+        await ingestion.renew(db, job_a, clock() + 1000)
+        query = sa.select(tables.vector_store_files.c.lease_expires_at).where(
+            tables.vector_store_files.c.id == "file-held"
+        )
+        lease = db.transaction_sync(lambda uow: uow.conn.execute(query).scalar_one())
+        assert lease == pytest.approx(clock() + 1000)
