@@ -35,6 +35,7 @@ from threadline.services.runs import transitions
 from threadline.storage import notify
 from threadline.storage.database import Database
 from threadline.storage.notify import Notifications
+from threadline.storage.scope import Scope
 from threadline.storage.uow import UnitOfWork
 
 T = TypeVar("T")
@@ -61,7 +62,9 @@ class WatchedDatabase(Database):
         self.failures = self.failed = self.calls = 0
         self.seen = asyncio.Event()
 
-    async def transaction(self, fn: Callable[[UnitOfWork], T], *, offload: bool = False) -> T:
+    async def transaction(
+        self, fn: Callable[[UnitOfWork], T], *, offload: bool = False, scope: Scope | None = None
+    ) -> T:
         if self.target in (getattr(fn, "func", None), getattr(fn, "__func__", None)):
             self.calls += 1
             if self.calls >= self.expected:
@@ -70,7 +73,7 @@ class WatchedDatabase(Database):
                 self.failures -= 1
                 self.failed += 1
                 raise sa.exc.OperationalError("INSERT INTO run_events", {}, Exception("database is locked"))
-        return await super().transaction(fn, offload=offload)
+        return await super().transaction(fn, offload=offload, scope=scope)
 
 
 @in_loop

@@ -17,10 +17,12 @@ from tests.support.scripted_model import ManualClock
 from threadline.blobs import BlobStore, blob_store_from_settings
 from threadline.domain.errors import InvalidFile
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.executor.ingestion import IngestionWorker
 from threadline.services import ingestion
 from threadline.storage import tables
 from threadline.storage.database import Database
+from threadline.storage.scope import Scope
 from threadline.storage.uow import UnitOfWork
 
 STORE = "vs_ingest"
@@ -53,7 +55,7 @@ def queue_file(db: Database, blobs: BlobStore, file_id: str, filename: str, data
         uow.files.insert(StoredFile(file_id, 0, len(data), filename, "assistants"))
         uow.vector_stores.put_file(VectorStoreFile(file_id, STORE, 0, "in_progress", STATIC))
 
-    db.transaction_sync(put)
+    db.transaction_sync(put, scope=Scope(DEFAULT_PROJECT_ID))
 
 
 def vs_file(db: Database, file_id: str) -> VectorStoreFile:

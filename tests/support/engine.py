@@ -30,6 +30,7 @@ from threadline.domain.events import (
     StepChanged,
     StreamEnd,
 )
+from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.domain.runs import Run
 from threadline.executor.bus import EventBus, InProcessBus, Subscription, _QueueSubscription
 from threadline.executor.db_bus import DatabaseBus
@@ -40,10 +41,11 @@ from threadline.schemas.runs import ThreadAndRunCreate
 from threadline.schemas.threads import ThreadCreate
 from threadline.services import assistants as assistants_service
 from threadline.services.runs import transitions
-from threadline.services.runs.create import create_thread_and_run
+from threadline.services.runs.create import RunBounds, create_thread_and_run
 from threadline.storage.database import Database
 from threadline.storage.migrate import upgrade
 from threadline.storage.notify import Notifications
+from threadline.storage.scope import Scope
 from threadline.storage.uow import UnitOfWork
 
 P = ParamSpec("P")
@@ -105,9 +107,9 @@ def create_run(db: Database, text: str = "hi", tools: list[dict[str, Any]] | Non
         assistant = assistants_service.create(uow, spec)
         thread = ThreadCreate(messages=[MessageCreate(role="user", content=text)])
         request = ThreadAndRunCreate(assistant_id=assistant.id, thread=thread)
-        return create_thread_and_run(uow, request, db.settings.run_expiry_s, 0)[1]
+        return create_thread_and_run(uow, request, db.settings.run_expiry_s, RunBounds(0, 0))[1]
 
-    return db.transaction_sync(create)
+    return db.transaction_sync(create, scope=Scope(DEFAULT_PROJECT_ID))
 
 
 def claimed_run(db: Database, owner: str = "ghost-host:1:00000000", lease_s: float = HOUR_S) -> Run:

@@ -29,7 +29,7 @@ from functools import partial
 
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
-from threadline.domain.run_states import Interrupt, RunStatus
+from threadline.domain.run_states import Interrupt, RunStatus, is_terminal
 from threadline.executor.bus import EventBus
 from threadline.executor.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
@@ -96,6 +96,8 @@ class Executor:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._progress: dict[str, RunProgress] = {}
         self._interrupts: dict[str, Interrupt] = {}
+        # Runs we execute that the last heartbeat found stopped and unleased (see ``heartbeat``).
+        self._seen_stopped: set[str] = set()
         self._wake = asyncio.Event()
         self._claiming = True
         self._saturated = False
@@ -228,6 +230,7 @@ class Executor:
             self._tasks.pop(run_id, None)
         self._progress.pop(run_id, None)
         self._interrupts.pop(run_id, None)
+        self._seen_stopped.discard(run_id)
         self.runner.run_log.forget(run_id)
         if self._saturated:  # a slot is free again: claim without waiting for the next poll
             self._wake.set()
@@ -257,6 +260,16 @@ class Executor:
                 log.warning("run %s: lease lost to %s; stopping our copy", run_id, owner)
                 self._interrupts[run_id] = Interrupt.LOST
                 task.cancel()
+            elif owner is None and is_terminal(status):
+                # Another worker recovered the run (we had stalled past our lease) and ended it. Our
+                # own task also leaves the run ended and unleased, just before it forgets the run;
+                # only a run seen so at two heartbeats in a row is surely someone else's doing.
+                if run_id in self._seen_stopped:
+                    log.warning("run %s: ended elsewhere (%s); stopping our copy", run_id, status)
+                    self._interrupts[run_id] = Interrupt.LOST
+                    task.cancel()
+                else:
+                    self._seen_stopped.add(run_id)
             elif status == RunStatus.CANCELLING:
                 self.interrupt(run_id, Interrupt.CANCEL)
 
