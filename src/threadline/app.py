@@ -19,6 +19,7 @@ from threadline.api.auth import KeyRing
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.operations import operation_routes
+from threadline.api.rate_limits import RequestLimiter
 from threadline.api.routes import v1_routes
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             streams=Slots(settings.max_streams), poll_holds=Slots(settings.max_poll_holds)
         )
         keyring.open(db)
+        await limiter.start(db)
         if not await keyring.keys_required():
             log.warning(
                 "no API keys exist (THREADLINE_API_KEYS, `threadline keys create`): any API key is "
@@ -122,6 +124,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             if notifications is not None:
                 await notifications.aclose()
             await router.aclose()
+            await limiter.aclose()
             db.close()
             # Under --workers N the live gauges (active runs, streams, pool) of an API process that
             # stops must leave the sum; its counters stay (they are totals).
@@ -130,13 +133,16 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     # Deletes can free space on a full disk (storage/disk.py); written at start-up.
     disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)
     keyring = KeyRing(settings.api_keys)
+    limiter = RequestLimiter(settings.project_requests_per_minute)
     return Starlette(
         # /metrics on the API port unless turned off or moved to its own port (metrics_port).
         routes=[
             *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
             *v1_routes(),
         ],
-        middleware=[Middleware(RequestContextMiddleware, keyring=keyring, disk_reserve=disk_reserve)],
+        middleware=[
+            Middleware(RequestContextMiddleware, keyring=keyring, limiter=limiter, disk_reserve=disk_reserve)
+        ],
         exception_handlers={
             ThreadlineError: threadline_error_handler,
             HTTPException: http_error_handler,

@@ -51,6 +51,9 @@ class Settings:
     # Per project (docs/security.md): runs queued or executing at once (more: 429), and bytes of
     # stored files (more: 400 on upload). 0: no bound.
     project_max_active_runs: int = 32
+    # Requests a minute per project, counted across processes (api/rate_limits.py); the default is
+    # above what one machine serves, a ceiling to lower per deployment.
+    project_requests_per_minute: int = 300_000
     project_storage_bytes: int = 10 * 1024**3
     max_streams: int = 1024
     max_poll_holds: int = 1024

@@ -246,3 +246,35 @@ def test_usage_per_project_and_model_equals_what_the_model_reported(
         (ids["a"], "gpt-4o"): ["31", "8", "2", "2"],
         (ids["b"], "gpt-4o-mini"): ["7", "2", "1", "1"],
     }
+
+
+RPM = 30
+
+
+@pytest.mark.parametrize("deployment", [{"THREADLINE_PROJECT_REQUESTS_PER_MINUTE": str(RPM)}], indirect=True)
+def test_requests_per_minute_are_counted_across_processes(deployment: Deployment) -> None:
+    server = deployment.start(["--workers", "2"])
+    key_a, key_b = _sdk_key(deployment, "a"), _sdk_key(deployment, "b")
+    _eventually(lambda: _status(server, "wrong") == 401, within_s=1.5)
+    second = time.time() % 60
+    if second > 52:  # the limit counts per clock minute: start a fresh one
+        time.sleep(60.5 - second)
+    allowed, refused = 0, None
+    with httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {key_a}"}) as a:
+        for _ in range(3 * RPM):
+            response = a.get("/assistants")
+            if response.status_code == 429:
+                refused = response
+                break
+            assert response.status_code == 200
+            allowed += 1
+            time.sleep(0.02)  # let the two processes' counts meet (they flush every 0.25 s)
+    assert refused is not None, "never limited"
+    # Two processes share one count: far fewer than 2 x RPM get through.
+    assert RPM <= allowed <= RPM + 10
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert refused.headers["x-ratelimit-limit-requests"] == str(RPM)
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-reset-requests"] == refused.headers["retry-after"] + "s"
+    assert _status(server, key_b) == 200  # another project has its own count

@@ -24,15 +24,21 @@ def error_body(error: ThreadlineError) -> dict[str, dict[str, str | None]]:
     return {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
 
 
+def error_headers(error: ThreadlineError) -> dict[str, str]:
+    """``retry-after`` on a 429, which the SDKs wait before retrying, and OpenAI's rate-limit headers
+    when a per-project limit refused the request."""
+    if not isinstance(error, RateLimited):
+        return {}
+    headers = {"retry-after": str(error.retry_after_s)}
+    if error.limit is not None:
+        headers["x-ratelimit-limit-requests"] = str(error.limit)
+        headers["x-ratelimit-remaining-requests"] = "0"
+        headers["x-ratelimit-reset-requests"] = f"{error.retry_after_s}s"
+    return headers
+
+
 def render(error: ThreadlineError) -> Response:
-    response = json_response(error_body(error), status_code=error.status)
-    if isinstance(error, RateLimited):
-        response.headers["retry-after"] = str(error.retry_after_s)
-        if error.limit is not None:
-            response.headers["x-ratelimit-limit-requests"] = str(error.limit)
-            response.headers["x-ratelimit-remaining-requests"] = "0"
-            response.headers["x-ratelimit-reset-requests"] = f"{error.retry_after_s}s"
-    return response
+    return json_response(error_body(error), status_code=error.status, headers=error_headers(error))
 
 
 async def threadline_error_handler(_request: Request, exc: Exception) -> Response:

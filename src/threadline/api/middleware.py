@@ -13,8 +13,15 @@ from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from threadline.api.auth import KeyRing
-from threadline.api.errors import error_body, internal_error
-from threadline.domain.errors import AuthenticationFailed, DiskFull, PermissionDenied, ThreadlineError
+from threadline.api.errors import error_body, error_headers, internal_error
+from threadline.api.rate_limits import RequestLimiter
+from threadline.domain.errors import (
+    AuthenticationFailed,
+    DiskFull,
+    PermissionDenied,
+    RateLimited,
+    ThreadlineError,
+)
 from threadline.domain.projects import KeyKind, Principal
 from threadline.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from threadline.storage.disk import DiskReserve, is_disk_full
@@ -46,9 +53,16 @@ class RequestContextMiddleware:
     a DELETE that did is retried once after the disk reserve is released, so that space can always be
     freed through the API."""
 
-    def __init__(self, app: ASGIApp, keyring: KeyRing, disk_reserve: DiskReserve | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        keyring: KeyRing,
+        limiter: RequestLimiter,
+        disk_reserve: DiskReserve | None = None,
+    ) -> None:
         self.app = app
         self.keyring = keyring
+        self.limiter = limiter
         self.disk_reserve = disk_reserve
 
     async def _principal(self, scope: Scope) -> Principal | None:
@@ -89,6 +103,12 @@ class RequestContextMiddleware:
                     if refused is not None:
                         await _send_error(send_with_id, refused)
                         return
+                    if principal.kind is not KeyKind.ADMIN and principal.project_id is not None:
+                        try:
+                            self.limiter.admit(principal.project_id)
+                        except RateLimited as limited:
+                            await _send_error(send_with_id, limited)
+                            return
                 elif scope["path"] not in OPEN_PATHS:
                     key_name = "invalid"
                     await _send_error(send_with_id, AuthenticationFailed("Incorrect API key provided."))
@@ -164,7 +184,11 @@ async def _send_error(send: Send, error: ThreadlineError) -> None:
         {
             "type": "http.response.start",
             "status": error.status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((name.encode(), value.encode()) for name, value in error_headers(error).items()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

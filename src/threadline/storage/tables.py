@@ -82,6 +82,16 @@ usage_daily = sa.Table(
     sa.Index("ix_usage_daily_day", "day"),
 )
 
+# Requests per project and minute (``minute``: Unix seconds of its start), summed over every process
+# for the per-project rate limit (storage/request_counts.py); windows older than a few minutes go.
+request_counts = sa.Table(
+    "request_counts",
+    metadata,
+    sa.Column("project_id", Id, primary_key=True),
+    sa.Column("minute", Timestamp, primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+)
+
 # A key is stored as the SHA-256 of its value (``key_hash``, unique: the lookup on every cache miss);
 # the value itself is shown once, at creation. Revoking sets ``revoked_at`` and keeps the row: once a
 # key has existed, every request needs a valid one (revoking the last key must not open the server).

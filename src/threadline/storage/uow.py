@@ -15,6 +15,7 @@ from threadline.storage.chunks import ChunkRepository
 from threadline.storage.files import FileRepository
 from threadline.storage.keys import KeyRepository
 from threadline.storage.messages import MessageRepository
+from threadline.storage.request_counts import RequestCountRepository
 from threadline.storage.run_events import RunEventRepository
 from threadline.storage.run_steps import RunStepRepository
 from threadline.storage.runs import RunRepository
@@ -78,3 +79,8 @@ class UnitOfWork:
     def usage(self) -> UsageRepository:
         """Usage per project: written by the engine when a run ends, read by the Admin API."""
         return UsageRepository(self.conn)
+
+    @cached_property
+    def request_counts(self) -> RequestCountRepository:
+        """Requests per project and minute across processes (the API's rate limiter)."""
+        return RequestCountRepository(self.conn)

@@ -1,5 +1,5 @@
 """Projects, service accounts and API keys; every top-level object belongs to a project; usage per
-project, model and day.
+project, model and day; request counts for the per-project rate limit.
 
 Objects that existed before go to the ``default`` project (``proj_default``), which this migration
 creates; keys listed in THREADLINE_API_KEYS act for it too.
@@ -70,6 +70,12 @@ def upgrade() -> None:
         sa.Column("runs", sa.BigInteger, nullable=False),
     )
     op.create_index("ix_usage_daily_day", "usage_daily", ["day"])
+    op.create_table(
+        "request_counts",
+        sa.Column("project_id", Id, primary_key=True),
+        sa.Column("minute", sa.BigInteger, primary_key=True),
+        sa.Column("requests", sa.BigInteger, nullable=False),
+    )
     op.bulk_insert(
         projects,
         [{"id": DEFAULT_PROJECT_ID, "name": "default", "created_at": int(time.time()), "archived_at": None}],
@@ -84,6 +90,7 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_project_id_id", table_name=table)
         with op.batch_alter_table(table) as batch:
             batch.drop_column("project_id")
+    op.drop_table("request_counts")
     op.drop_table("usage_daily")
     op.drop_table("api_keys")
     op.drop_table("service_accounts")
