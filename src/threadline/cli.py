@@ -201,6 +201,23 @@ def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
     """Limits on hostile input and faults (docs/limits.md); ingestion ones wherever files are ingested."""
     if api:
         p.add_argument(
+            "--project-max-active-runs",
+            type=int,
+            help="runs queued or executing per project, 429 beyond (THREADLINE_PROJECT_MAX_ACTIVE_RUNS, "
+            "default 32)",
+        )
+        p.add_argument(
+            "--project-requests-per-minute",
+            type=int,
+            help="requests a minute per project, 429 beyond (THREADLINE_PROJECT_REQUESTS_PER_MINUTE, "
+            "default 300000)",
+        )
+        p.add_argument(
+            "--project-storage-bytes",
+            type=int,
+            help="bytes of files per project (THREADLINE_PROJECT_STORAGE_BYTES, default 10 GiB)",
+        )
+        p.add_argument(
             "--max-json-body-bytes",
             type=int,
             help="largest JSON request body, 413 beyond (THREADLINE_MAX_JSON_BODY_BYTES, default 32 MiB)",
