@@ -34,6 +34,7 @@ import itertools
 import json
 import math
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -46,7 +47,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
 import uvloop
 
@@ -60,6 +60,8 @@ ROOT = BENCH.parent
 HOST = "127.0.0.1"
 API_KEY = "sk-bench"  # what bench/wrk/ops.lua sends
 QUESTION = "Say something."
+# The text of a thread.message.delta's parts, as orjson writes it (no spaces between tokens).
+TEXT_VALUE = re.compile(rb'"value":"((?:[^"\\]|\\.)*)"')
 STOPPED = {"completed", "failed", "cancelled", "expired", "incomplete", "requires_action"}
 RUN_TIMEOUT_S = 60.0  # one run, create to settled; far above any run of these scripts
 DRAIN_S = 60.0  # after the measured window, for the runs still on their way
@@ -87,6 +89,7 @@ class Config:
 class RunSample:
     streamed: bool
     sent: float  # perf_counter
+    late_ms: float = 0.0  # sent after its slot in the schedule: this process was too busy to keep up
     outcome: str = ""  # completed | refused | <status> | error: ...
     first_ms: float = math.nan  # streamed: the first text delta
     done_ms: float = math.nan  # thread.run.completed, or the poll that saw the run settle
@@ -100,6 +103,7 @@ class Measured:
     cpu_s: dict[str, float]
     window_s: float
     samples: list[RunSample] = field(default_factory=list)
+    server_problems: list[str] = field(default_factory=list)  # WARNING/ERROR lines of its log
 
     @property
     def rps(self) -> float:
@@ -122,6 +126,7 @@ class Measured:
             "refused": len(self.outcomes("refused")),
             "failed": len(self.samples) - len(done) - len(self.outcomes("refused")),
             "failures": sorted({s.outcome for s in self.samples} - {"completed", "refused"})[:5],
+            "offer_late_ms": runs.dist([s.late_ms for s in self.samples]) if self.samples else {},
             "ttft_ms": runs.dist([s.first_ms for s in streamed]) if streamed else {},
             "create_to_completed_ms": runs.dist([s.done_ms for s in done]) if done else {},
             "create_to_completed_streamed_ms": runs.dist([s.done_ms for s in streamed]) if streamed else {},
@@ -147,33 +152,31 @@ class Driver:
         return {"assistant_id": self.assistant_id, "thread": thread, "stream": streamed}
 
     async def streamed(self, sample: RunSample) -> None:
-        event = ""
         async with self.client.stream("POST", "/v1/threads/runs", json=self.body(True)) as response:
             if response.status_code != 200:
                 await response.aread()
                 sample.outcome = "refused" if response.status_code == 429 else f"http {response.status_code}"
                 return
-            async for line in response.aiter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif not line.startswith("data: "):
-                    continue
-                elif event == "thread.message.delta":
-                    if math.isnan(sample.first_ms):
-                        sample.first_ms = (time.perf_counter() - sample.sent) * 1e3
-                    # Deltas are coalesced (up to 20 ms or 16 tokens an event): count the model's
-                    # words, one word and a space each (bench/runs_model.py), as runs.py does.
-                    delta = orjson.loads(line[6:])["delta"]
-                    sample.tokens += sum(
-                        part["text"]["value"].count(" ")
-                        for part in delta.get("content") or ()
-                        if part.get("type") == "text"
-                    )
-                elif (status := event.removeprefix("thread.run.")) in STOPPED:
-                    sample.done_ms = (time.perf_counter() - sample.sent) * 1e3
-                    sample.outcome = status
-                elif event == "error":
-                    sample.outcome = f"error event: {line[6:200]}"
+            # Parsed as bytes, event by event ("event: NAME\ndata: JSON\n\n", api/sse.py): at 50
+            # runs/s this process reads ≈ 1,000 events a second, and must not be what lags.
+            pending = b""
+            async for chunk in response.aiter_bytes():
+                *events, pending = (pending + chunk).split(b"\n\n")
+                for raw in events:
+                    head, _, data = raw.partition(b"\ndata: ")
+                    event = head.removeprefix(b"event: ")
+                    if event == b"thread.message.delta":
+                        if math.isnan(sample.first_ms):
+                            sample.first_ms = (time.perf_counter() - sample.sent) * 1e3
+                        # Deltas are coalesced (up to 20 ms or 16 tokens an event): count the
+                        # model's words, one word and a space each (bench/runs_model.py), as
+                        # runs.py does.
+                        sample.tokens += sum(v.count(b" ") for v in TEXT_VALUE.findall(data))
+                    elif (status := event.removeprefix(b"thread.run.").decode()) in STOPPED:
+                        sample.done_ms = (time.perf_counter() - sample.sent) * 1e3
+                        sample.outcome = status
+                    elif event == b"error":
+                        sample.outcome = f"error event: {data[:200].decode(errors='replace')}"
         if sample.outcome == "completed" and sample.tokens != self.tokens:
             sample.outcome = f"completed with {sample.tokens} tokens"
         sample.outcome = sample.outcome or "stream ended early"
@@ -197,8 +200,9 @@ class Driver:
         sample.done_ms = (time.perf_counter() - sample.sent) * 1e3
         sample.outcome = run["status"]
 
-    async def one(self, streamed: bool) -> None:
+    async def one(self, streamed: bool, at: float) -> None:
         sample = RunSample(streamed, time.perf_counter())
+        sample.late_ms = (sample.sent - at) * 1e3
         self.samples.append(sample)
         try:
             async with asyncio.timeout(RUN_TIMEOUT_S):
@@ -215,7 +219,7 @@ class Driver:
             if at >= until:
                 return
             await asyncio.sleep(max(0.0, at - time.perf_counter()))
-            task = asyncio.create_task(self.one(streamed=i % 2 == 0))
+            task = asyncio.create_task(self.one(i % 2 == 0, at))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 
@@ -350,16 +354,22 @@ async def load(
         # The runs start with wrk's warm-up, so that the measured run sees as many in flight as steady
         # state has; they are offered until the measured run ends (then the task is cancelled).
         offering = asyncio.create_task(driver.offer(config.rate, math.inf)) if config.rate else None
-        if args.warmup:
-            await asyncio.to_thread(run_wrk, args.warmup)
-        first = len(driver.samples)
-        with cpu_meter(target.pid, model_pid, pg_url) as cpu:
-            started = time.perf_counter()
-            record = await asyncio.to_thread(run_wrk, args.duration)
-            window_s = time.perf_counter() - started
-        last = len(driver.samples)
-        if offering is not None:
-            offering.cancel()
+        try:
+            if args.warmup:
+                await asyncio.to_thread(run_wrk, args.warmup)
+            first = len(driver.samples)
+            with cpu_meter(target.pid, model_pid, pg_url) as cpu:
+                started = time.perf_counter()
+                record = await asyncio.to_thread(run_wrk, args.duration)
+                window_s = time.perf_counter() - started
+            last = len(driver.samples)
+        except BaseException:
+            for task in driver.tasks:  # before the client closes under them
+                task.cancel()
+            raise
+        finally:
+            if offering is not None:
+                offering.cancel()
         await driver.drain()
     if record["errors_status"] or record["errors_socket"]:
         print(f"  warning: wrk: {record['errors_status']} non-2xx, {record['errors_socket']} socket errors")
@@ -383,14 +393,31 @@ def measure(
             cmd += ["--run-queue-max", str(args.run_queue_max)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
         env |= {"THREADLINE_API_KEYS": API_KEY, "THREADLINE_DATABASE_URL": pg_url}
-        with core.serve(config.name, cmd, env, directory, port) as target:
-            wait_for_processes(directory / "server.log", config.workers)
-            result = uvloop.run(load(args, wrk, config, target, model_pid, pg_url))
+        try:
+            with core.serve(config.name, cmd, env, directory, port) as target:
+                wait_for_processes(directory / "server.log", config.workers)
+                result = uvloop.run(load(args, wrk, config, target, model_pid, pg_url))
+        except BaseException:
+            log = (directory / "server.log").read_text(errors="replace")
+            print(f"{config.name} failed; the end of the server's log:\n{log[-4000:]}", file=sys.stderr)
+            raise
+        result.server_problems = problems(directory / "server.log")
         print_line(result)
         return result
     finally:
         if pg_url:
             scaleout.drop_pg_database(pg_url)
+
+
+def problems(log_path: Path) -> list[str]:
+    """The server log's WARNING and ERROR lines, one per distinct message (the first 200
+    characters, numbers and ids blanked), with how often each occurred."""
+    counts: dict[str, int] = {}
+    for line in log_path.read_text(errors="replace").splitlines():
+        if "WARNING" in line or "ERROR" in line or "Traceback" in line:
+            key = re.sub(r"[0-9a-f]{8,}|\d+", "#", line.split(" ", 2)[-1])[:200]
+            counts[key] = counts.get(key, 0) + 1
+    return [f"{n}x {key}" for key, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
 # --- report ---------------------------------------------------------------------------------------
@@ -424,6 +451,14 @@ def print_line(m: Measured) -> None:
         "    CPU % of a core: " + ", ".join(f"{k} {100 * v / m.window_s:.0f}" for k, v in cpu.items()),
         flush=True,
     )
+    late = s["offer_late_ms"]
+    if late and late["p99"] > 50:
+        print(
+            f"    warning: runs offered late by p50 {late['p50']:.0f} / p99 {late['p99']:.0f} ms "
+            "(this process was busy)"
+        )
+    for problem in m.server_problems[:5]:
+        print(f"    server log: {problem}", flush=True)
     if s["failures"]:
         print(f"    failures: {s['failures']}", flush=True)
 
@@ -543,6 +578,7 @@ def main() -> None:
                 "window_s": m.window_s,
                 "cpu_us_per_request": m.cpu_us_per_request,
                 "runs": m.summary(),
+                "server_problems": m.server_problems,
             }
             for m in results
         ],
