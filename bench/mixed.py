@@ -525,6 +525,17 @@ def ratios(results: list[Measured], args: argparse.Namespace) -> list[str]:
             f"(target ≤ {TARGET_OVERLOAD_TTFT_P99_MS:.0f}): {verdict}; "
             f"{s['refused']} of {s['offered']} refused, {s['failed']} failed"
         )
+    # What a run costs the server, estimated: its CPU beyond what the same number of API requests
+    # cost in the no-run configuration of the same database and process count, per accepted run.
+    for m in results:
+        base = by.get((m.config.backend, 1, 0))
+        accepted = len(m.samples) - m.summary()["refused"]
+        if m.config.rate and m.config.workers == 1 and base is not None and accepted:
+            extra_s = m.cpu_s["threadline"] - base.cpu_us_per_request / 1e6 * int(m.wrk["requests"])
+            lines.append(
+                f"- {m.config.name}: ≈ {extra_s / accepted * 1e3:.0f} ms of Threadline CPU per accepted "
+                f"run ({accepted / m.window_s:.1f} accepted/s), beyond the no-run CPU per API request"
+            )
     return lines
 
 
