@@ -268,24 +268,34 @@ def _cpu_of(pids: set[int]) -> dict[int, float]:
     return spent
 
 
-def postgres_backends(database_url: str) -> set[int]:
+class PostgresBackends:
     """The PostgreSQL backends connected to this configuration's database (the server is shared
-    with other work on this machine, so not every postgres process is ours)."""
-    if not database_url:
-        return set()
-    name = database_url.rpartition("/")[2]
-    with psycopg.connect(scaleout.admin_url(), autocommit=True) as conn:
-        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall()
-    return {int(pid) for (pid,) in rows}
+    with other work on this machine, so not every postgres process is ours). The connection is
+    opened before the load starts: connecting on a saturated machine can take long, and the query
+    runs on the driver's event loop."""
+
+    def __init__(self, database_url: str) -> None:
+        self.name = database_url.rpartition("/")[2]
+        self.conn = psycopg.connect(scaleout.admin_url(), autocommit=True) if database_url else None
+
+    def pids(self) -> set[int]:
+        if self.conn is None:
+            return set()
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+        return {int(pid) for (pid,) in self.conn.execute(query, (self.name,)).fetchall()}
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 @contextmanager
-def cpu_meter(server_pid: int, model_pid: int, database_url: str) -> Iterator[dict[str, float]]:
+def cpu_meter(server_pid: int, model_pid: int, backends: PostgresBackends) -> Iterator[dict[str, float]]:
     """CPU seconds spent inside the block by the server's processes, the PostgreSQL backends of its
     database (not PostgreSQL's shared writer and checkpointer processes), the model, wrk (this
     process's reaped children), this process, and everything else on the machine."""
     groups = {"threadline": tree(server_pid, _process_table()), "model": {model_pid}}
-    groups["postgres"] = postgres_backends(database_url)
+    groups["postgres"] = backends.pids()
     before = {name: _cpu_of(pids) for name, pids in groups.items()}
     wrk0, self0, busy0 = core.children_cpu_s(), _self_cpu_s(), core.machine_busy_s()
     spent: dict[str, float] = {}
@@ -293,7 +303,7 @@ def cpu_meter(server_pid: int, model_pid: int, database_url: str) -> Iterator[di
     # Processes started meanwhile (a backend for a new pooled connection) count from zero; those
     # that ended meanwhile are lost, and land in "other".
     groups["threadline"] |= tree(server_pid, _process_table())
-    groups["postgres"] |= postgres_backends(database_url)
+    groups["postgres"] |= backends.pids()
     for name, pids in groups.items():
         after = _cpu_of(pids)
         spent[name] = sum(v - before[name].get(pid, 0.0) for pid, v in after.items())
@@ -353,12 +363,13 @@ async def load(
 
         # The runs start with wrk's warm-up, so that the measured run sees as many in flight as steady
         # state has; they are offered until the measured run ends (then the task is cancelled).
+        backends = PostgresBackends(pg_url)
         offering = asyncio.create_task(driver.offer(config.rate, math.inf)) if config.rate else None
         try:
             if args.warmup:
                 await asyncio.to_thread(run_wrk, args.warmup)
             first = len(driver.samples)
-            with cpu_meter(target.pid, model_pid, pg_url) as cpu:
+            with cpu_meter(target.pid, model_pid, backends) as cpu:
                 started = time.perf_counter()
                 record = await asyncio.to_thread(run_wrk, args.duration)
                 window_s = time.perf_counter() - started
@@ -368,6 +379,7 @@ async def load(
                 task.cancel()
             raise
         finally:
+            backends.close()
             if offering is not None:
                 offering.cancel()
         await driver.drain()
