@@ -16,10 +16,20 @@ LUA = Path(__file__).resolve().parent / "wrk" / "ops.lua"
 
 
 def run_wrk(
-    wrk: str, url: str, op: str, ids_file: Path, connections: int, duration_s: int, limit: int = 20
+    wrk: str,
+    url: str,
+    op: str,
+    ids_file: Path,
+    connections: int,
+    duration_s: int,
+    limit: int = 20,
+    list_ids_file: Path | None = None,
 ) -> dict[str, Any]:
+    """``list_ids_file``: the threads the ``mixed`` operation lists (bench/mixed.py)."""
     cmd = [wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "--timeout", "5s"]
     cmd += ["-s", str(LUA), url, "--", op, str(ids_file), str(limit)]
+    if list_ids_file is not None:
+        cmd.append(str(list_ids_file))
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 30)
     if done.returncode != 0:
         sys.exit(f"error: wrk failed ({done.returncode}): {' '.join(cmd)}\n{done.stdout}{done.stderr}")
