@@ -403,6 +403,7 @@ def measure(
         cmd += [] if args.access_log else ["--no-access-log"]
         if args.run_queue_max is not None:
             cmd += ["--run-queue-max", str(args.run_queue_max)]
+            cmd += ["--project-max-active-runs", str(args.run_queue_max)]  # one project: the same bound
         env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
         env |= {"THREADLINE_API_KEYS": API_KEY, "THREADLINE_DATABASE_URL": pg_url}
         try:

@@ -297,8 +297,9 @@ def start_threadline(data_dir: Path, upstream: str, log_level: str) -> tuple[sub
     port = free_port()
     command = [str(Path(sys.executable).parent / "threadline"), "serve", "--port", str(port)]
     command += ["--data-dir", str(data_dir), "--upstream-base-url", upstream, "--log-level", log_level]
-    # Phase 4 holds 200 runs at once, above the default admission bound (64 queued or executing).
-    command += ["--run-queue-max", "1000"]
+    # Phase 4 holds 200 runs at once, above the default admission bounds (64 queued or executing, in
+    # the deployment and in a project).
+    command += ["--run-queue-max", "1000", "--project-max-active-runs", "1000"]
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{HOST}:{port}/v1"

@@ -204,7 +204,7 @@ def _limits_flags(p: argparse.ArgumentParser, *, api: bool) -> None:
             "--project-max-active-runs",
             type=int,
             help="runs queued or executing per project, 429 beyond (THREADLINE_PROJECT_MAX_ACTIVE_RUNS, "
-            "default 32)",
+            "default 64)",
         )
         p.add_argument(
             "--project-requests-per-minute",

@@ -48,9 +48,10 @@ class Settings:
     # executing in the deployment (0: no bound); each API process holds at most max_streams event
     # streams (more: 429) and max_poll_holds held poll-helper GETs (more: answered at once).
     run_queue_max: int = 64
-    # Per project (docs/security.md): runs queued or executing at once (more: 429), and bytes of
-    # stored files (more: 400 on upload). 0: no bound.
-    project_max_active_runs: int = 32
+    # Per project (docs/security.md): runs queued or executing at once (more: 429; by default the
+    # deployment's bound, to lower when projects share a server), and bytes of stored files (more:
+    # 400 on upload). 0: no bound.
+    project_max_active_runs: int = 64
     # Requests a minute per project, counted across processes (api/rate_limits.py); the default is
     # above what one machine serves, a ceiling to lower per deployment.
     project_requests_per_minute: int = 300_000

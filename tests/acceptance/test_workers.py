@@ -60,8 +60,10 @@ def cluster(
         "THREADLINE_RUN_POLL_S": "0.5",
         # Small, so that the kill test knows each worker holds 3 runs and the rest wait queued.
         "THREADLINE_RUN_MAX_CONCURRENT": "3",
-        # The bulk test queues 200 runs at once; admission control (default 64) is tested elsewhere.
+        # The bulk test queues 200 runs at once; admission control (default 64 in the deployment and
+        # in a project) is tested elsewhere.
         "THREADLINE_RUN_QUEUE_MAX": "1000",
+        "THREADLINE_PROJECT_MAX_ACTIVE_RUNS": "1000",
     }
     apis = [ServerProcess(tmp_path_factory.mktemp(f"api-{i}"), env, ["--no-executor"]) for i in range(2)]
     workers = [WorkerProcess(tmp_path_factory.mktemp(f"worker-{i}"), env, f"worker-{i}") for i in range(2)]
