@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match, Mount, Router
 from starlette.types import Receive, Scope, Send
 
-from threadline.api import assistants, files, messages, models, run_steps, runs, threads, usage, vector_stores
+from threadline.api import (
+    assistants,
+    files,
+    messages,
+    models,
+    organization,
+    run_steps,
+    runs,
+    threads,
+    usage,
+    vector_stores,
+)
 
 
 def v1_routes() -> list[BaseRoute]:
@@ -22,6 +33,7 @@ def v1_routes() -> list[BaseRoute]:
         *vector_stores.routes,
         *models.routes,
         *usage.routes,
+        *organization.routes,
     ]
     return [Mount("/v1", app=ShapeIndexedRouter(routes))]
 

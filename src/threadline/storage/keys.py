@@ -4,7 +4,6 @@ scope (only the Admin API, the CLI and key lookup reach them)."""
 from __future__ import annotations
 
 import builtins
-import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -110,13 +109,21 @@ class KeyRepository:
         row = self.conn.execute(query).first()
         return None if row is None else _account(row)
 
+    def accounts_by_id(self, project_id: str, account_ids: set[str | None]) -> dict[str, ServiceAccount]:
+        """The project's accounts among ``account_ids`` (one query for a page of keys' owners)."""
+        wanted = [account_id for account_id in account_ids if account_id is not None]
+        if not wanted:
+            return {}
+        query = sa.select(sa_).where(sa_.c.project_id == project_id, sa_.c.id.in_(wanted))
+        return {row.id: _account(row) for row in self.conn.execute(query)}
+
     def list_accounts(self, project_id: str, params: ListParams) -> Page[ServiceAccount]:
         equal = {"project_id": project_id}
         return fetch_page(self.conn, sa_, [], params, _account, equal=equal, columns=list(sa_.columns))
 
-    def delete_account(self, project_id: str, account_id: str) -> bool:
+    def delete_account(self, project_id: str, account_id: str, now: int) -> bool:
         """Delete the service account and revoke its keys."""
-        self.revoke_where(k.c.service_account_id == account_id, k.c.project_id == project_id)
+        self.revoke_where(now, k.c.service_account_id == account_id, k.c.project_id == project_id)
         query = sa_.delete().where(sa_.c.id == account_id, sa_.c.project_id == project_id)
         return self.conn.execute(query).rowcount > 0
 
@@ -150,12 +157,12 @@ class KeyRepository:
         rows = self.conn.execute(sa.select(*_KEY_COLUMNS).where(_LIVE).order_by(k.c.id))
         return [_key(row) for row in rows]
 
-    def revoke_key(self, key_id: str) -> bool:
-        return self.revoke_where(k.c.id == key_id) > 0
+    def revoke_key(self, key_id: str, now: int) -> bool:
+        return self.revoke_where(now, k.c.id == key_id) > 0
 
-    def revoke_where(self, *conditions: sa.ColumnElement[bool]) -> int:
+    def revoke_where(self, now: int, *conditions: sa.ColumnElement[bool]) -> int:
         """Revoke the live keys that match (the row stays: see tables.api_keys)."""
-        query = k.update().where(*conditions, _LIVE).values(revoked_at=int(time.time()))
+        query = k.update().where(*conditions, _LIVE).values(revoked_at=now)
         return int(self.conn.execute(query).rowcount)
 
     def lookup(self, key_hash: str) -> Any:

@@ -40,7 +40,15 @@ def fetch_page(
         values["b_after"] = params.after
     if params.before is not None:
         values["b_before"] = params.before
-    shape = (table.name, tuple(equal or ()), descending, params.after is not None, params.before is not None)
+    selected = None if columns is None else tuple(column.name for column in columns)
+    shape = (
+        table.name,
+        tuple(equal or ()),
+        descending,
+        params.after is not None,
+        params.before is not None,
+        selected,
+    )
     query = None if where else _STATEMENTS.get(shape)
     if query is None:
         query = _page_query(table, where, shape, object_columns(table) if columns is None else columns)
@@ -64,7 +72,7 @@ def _page_query(
     shape: tuple[Any, ...],
     columns: Sequence[sa.Column[Any]],
 ) -> sa.Select[Any]:
-    _, names, descending, has_after, has_before = shape
+    _, names, descending, has_after, has_before, _ = shape
     id_col = table.c.id
     conditions = [*where, *(table.c[name] == sa.bindparam(f"b_{name}") for name in names)]
     after: sa.BindParameter[Any] = sa.bindparam("b_after")
