@@ -17,8 +17,9 @@ import httpx
 import openai
 import pytest
 
-from tests.acceptance.test_projects import Deployment, cli
+from tests.acceptance.test_projects import Deployment
 from tests.conftest import make_client
+from tests.support.cli import cli
 from tests.support.fake_model import FakeModelServer
 from tests.support.server import ServerProcess
 

@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +31,7 @@ from openai import OpenAI
 
 from tests.conftest import make_client, server_env
 from tests.support import databases
+from tests.support.cli import cli
 from tests.support.documents import text_document, wait_for_store
 from tests.support.fake_model import Call, FakeModelServer, Text, ToolCalls
 from tests.support.server import ServerProcess
@@ -371,19 +369,6 @@ def _spec_name(placeholder: str) -> str:
 
 
 # --- the deployment: projects A and B, each with its key, and their objects --------------------
-
-
-def cli(env: dict[str, str], *args: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "threadline.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()
 
 
 @dataclass

@@ -5,9 +5,6 @@ usage per project and model equals what the model reported."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +17,9 @@ import sqlalchemy as sa
 
 from tests.conftest import make_client, server_env
 from tests.support import databases
+from tests.support.cli import cli
 from tests.support.fake_model import FakeModelServer, Hang, Text
 from tests.support.server import ServerProcess
-
-
-def cli(env: dict[str, str], *args: str) -> list[str]:
-    """``threadline ARGS`` against the server's database; its stdout lines."""
-    done = subprocess.run(
-        [sys.executable, "-m", "threadline.cli", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()
 
 
 class Deployment:
