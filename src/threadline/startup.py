@@ -53,8 +53,9 @@ class Checked:
     providers: list[str]
     code_interpreter: str  # the summary's line
     code_interpreter_problem: str | None  # a warning when it cannot run or lacks the data stack
-    stored_keys: int  # project and admin keys in the database (the CLI, the Admin API)
+    stored_keys: int  # live project and admin keys in the database (the CLI, the Admin API)
     projects: int
+    keys_created: bool  # whether a key was ever created: then keys are required, even all revoked
 
 
 def check(settings: Settings, *, migrate: bool = True) -> Checked:
@@ -68,9 +69,9 @@ def check(settings: Settings, *, migrate: bool = True) -> Checked:
             upgrade(db.engine)
         after = current_revision(db.engine)
         if sa.inspect(db.engine).has_table("api_keys"):  # not before migration 0004
-            stored_keys, projects = db.transaction_sync(_key_counts, scope=ALL_PROJECTS)
+            stored_keys, projects, keys_created = db.transaction_sync(_key_counts, scope=ALL_PROJECTS)
         else:
-            stored_keys, projects = 0, 0
+            stored_keys, projects, keys_created = 0, 0, False
         router = ProviderRouter.from_settings(settings)
         providers = router.provider_names
         embedder = embedding_model_from_settings(settings)
@@ -88,11 +89,11 @@ def check(settings: Settings, *, migrate: bool = True) -> Checked:
     finally:
         db.close()
     code_interpreter, problem = availability(settings)
-    return Checked(before, after, providers, code_interpreter, problem, stored_keys, projects)
+    return Checked(before, after, providers, code_interpreter, problem, stored_keys, projects, keys_created)
 
 
-def _key_counts(uow: UnitOfWork) -> tuple[int, int]:
-    return len(uow.keys.all_keys()), len(uow.keys.all_projects())
+def _key_counts(uow: UnitOfWork) -> tuple[int, int, bool]:
+    return len(uow.keys.all_keys()), len(uow.keys.all_projects()), uow.keys.any_key()
 
 
 def log_summary(settings: Settings, checked: Checked) -> None:
@@ -103,7 +104,7 @@ def log_summary(settings: Settings, checked: Checked) -> None:
     else:
         migrations = f"{checked.migrated_from or 'empty database'} -> {checked.migrated_to} applied"
     keys = len(settings.api_keys)
-    if keys or checked.stored_keys:
+    if keys or checked.keys_created:
         auth = (
             f"{keys} key{'s' if keys != 1 else ''} in THREADLINE_API_KEYS, {checked.stored_keys} stored; "
             f"{checked.projects} project{'s' if checked.projects != 1 else ''}"

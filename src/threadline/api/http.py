@@ -100,7 +100,8 @@ async def parse_body(request: Request, model: type[M]) -> M:
     return parse_model(model, await read_json(request))
 
 
-def _limit(raw: str | None, maximum: int, default: int) -> int:
+def query_limit(raw: str | None, maximum: int, default: int) -> int:
+    """A ``limit`` query parameter, 1..``maximum``, with OpenAI's error texts."""
     if raw is None:
         return default
     try:
@@ -138,7 +139,7 @@ def list_params(request: Request, *, max_limit: int = 100, default_limit: int = 
             code="invalid_value",
         )
     return ListParams(
-        limit=_limit(query.get("limit"), max_limit, default_limit),
+        limit=query_limit(query.get("limit"), max_limit, default_limit),
         order=order,
         after=query.get("after") or None,
         before=query.get("before") or None,

@@ -96,7 +96,8 @@ class RequestContextMiddleware:
         principal: Principal | None = None
         try:
             try:
-                principal = None if scope["path"] in OPEN_PATHS else await self._principal(scope)
+                open_path = scope["path"] in OPEN_PATHS
+                principal = None if open_path else await self._principal(scope)
                 if principal is not None:
                     key_name = principal.key_id
                     refused = _refusal(principal, scope["path"])
@@ -109,7 +110,7 @@ class RequestContextMiddleware:
                         except RateLimited as limited:
                             await _send_error(send_with_id, limited)
                             return
-                elif scope["path"] not in OPEN_PATHS:
+                elif not open_path:
                     key_name = "invalid"
                     await _send_error(send_with_id, AuthenticationFailed("Incorrect API key provided."))
                     return
@@ -117,8 +118,7 @@ class RequestContextMiddleware:
                 # (``_disk_full``), so it runs on a copy and the retry on the untouched original.
                 deleting = scope.get("method") == "DELETE"
                 first_scope = dict(scope) if deleting else scope
-                project_id = None if principal is None else principal.project_id
-                with acting_for(project_id):
+                with acting_for(None if principal is None else principal.project_id):
                     await self.app(first_scope, receive, send_with_id)
                 if deleting and self.disk_reserve is not None and not self.disk_reserve.held:
                     # Hold the reserve again once deletes have made room (see ``_disk_full``).

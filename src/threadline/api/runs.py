@@ -85,7 +85,7 @@ def _stream_slot(request: Request, stream: bool | None) -> Iterator[None]:
         raise
 
 
-def _queue_max(request: Request) -> create_service.RunBounds:
+def _run_bounds(request: Request) -> create_service.RunBounds:
     values = settings(request)
     return create_service.RunBounds(values.run_queue_max, values.project_max_active_runs)
 
@@ -93,20 +93,20 @@ def _queue_max(request: Request) -> create_service.RunBounds:
 async def create_run(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     body = await parse_body(request, RunCreate)
-    expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
+    expiry_s, bounds = settings(request).run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
         run = await database(request).transaction(
-            lambda uow: create_service.create(uow, thread_id, body, expiry_s, queue_max)
+            lambda uow: create_service.create(uow, thread_id, body, expiry_s, bounds)
         )
     return await _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
 
 
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
-    expiry_s, queue_max = settings(request).run_expiry_s, _queue_max(request)
+    expiry_s, bounds = settings(request).run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
         thread, run = await database(request).transaction(
-            lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, queue_max)
+            lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, bounds)
         )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
     return await _start(request, run, body.stream, prelude)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from threadline.api.context import database
-from threadline.api.http import json_response
+from threadline.api.http import json_response, query_limit
 from threadline.domain.errors import InvalidParameter
 from threadline.services import usage
 from threadline.storage.scope import ALL_PROJECTS
@@ -51,7 +51,7 @@ async def usage_completions(request: Request) -> Response:
     query = usage.UsageQuery(
         start_time=start,
         end_time=_int(request, "end_time", int(time.time()) + 1),
-        limit=_int(request, "limit", usage.DEFAULT_DAYS),
+        limit=query_limit(request.query_params.get("limit"), usage.MAX_DAYS, usage.DEFAULT_DAYS),
         project_ids=_list(request, "project_ids"),
         models=_list(request, "models"),
         group_by=_list(request, "group_by"),

@@ -52,9 +52,9 @@ def create_project(uow: UnitOfWork, name: str) -> Project:
     return project
 
 
-def require_project(uow: UnitOfWork, project_id: str, *, active: bool = False) -> Project:
+def require_project(uow: UnitOfWork, project_id: str) -> Project:
     project = uow.keys.project(project_id)
-    if project is None or (active and project.archived_at is not None):
+    if project is None:
         raise ProjectNotFound(project_id)
     return project
 
@@ -199,5 +199,5 @@ def revoke_project_key(uow: UnitOfWork, project_id: str, key_id: str) -> None:
 
 
 def revoke_key(uow: UnitOfWork, key_id: str) -> bool:
-    """Delete the key: it stops working in every process within the key cache's lifetime (< 1 s)."""
+    """Revoke the key: it stops working in every process within the key cache's lifetime (< 1 s)."""
     return uow.keys.revoke_key(key_id, now())

@@ -36,8 +36,6 @@ def check(query: UsageQuery) -> None:
             f"Invalid 'group_by': {unsupported[0]!r}. This server groups usage by project_id and model only.",
             param="group_by",
         )
-    if not 1 <= query.limit <= MAX_DAYS:
-        raise InvalidParameter(f"'limit' must be between 1 and {MAX_DAYS} for 1d buckets.", param="limit")
     if query.end_time <= query.start_time:
         raise InvalidParameter("'end_time' must be after 'start_time'.", param="end_time")
 

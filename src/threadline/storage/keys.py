@@ -123,7 +123,7 @@ class KeyRepository:
 
     def delete_account(self, project_id: str, account_id: str, now: int) -> bool:
         """Delete the service account and revoke its keys."""
-        self.revoke_where(now, k.c.service_account_id == account_id, k.c.project_id == project_id)
+        self._revoke_where(now, k.c.service_account_id == account_id, k.c.project_id == project_id)
         query = sa_.delete().where(sa_.c.id == account_id, sa_.c.project_id == project_id)
         return self.conn.execute(query).rowcount > 0
 
@@ -158,9 +158,9 @@ class KeyRepository:
         return [_key(row) for row in rows]
 
     def revoke_key(self, key_id: str, now: int) -> bool:
-        return self.revoke_where(now, k.c.id == key_id) > 0
+        return self._revoke_where(now, k.c.id == key_id) > 0
 
-    def revoke_where(self, now: int, *conditions: sa.ColumnElement[bool]) -> int:
+    def _revoke_where(self, now: int, *conditions: sa.ColumnElement[bool]) -> int:
         """Revoke the live keys that match (the row stays: see tables.api_keys)."""
         query = k.update().where(*conditions, _LIVE).values(revoked_at=now)
         return int(self.conn.execute(query).rowcount)

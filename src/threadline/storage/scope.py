@@ -14,8 +14,9 @@ the work of each run. The repositories read the scope from their ``UnitOfWork``:
   parent's own 404 when it does not. A parent the transaction already read through its scoped
   repository is remembered, so the hot paths pay no extra query.
 
-``ALL_PROJECTS`` (no project) is for the engine's own bookkeeping across projects: claiming and
-sweeping runs, ingestion leases, pruning events, the CLI. Nothing that serves a request uses it.
+``ALL_PROJECTS`` (no project) is for work across projects: the engine's bookkeeping (claiming and
+sweeping runs, ingestion leases, pruning events), key lookup, the Admin API and the CLI. No request
+made with a project key runs in it.
 """
 
 from __future__ import annotations
@@ -72,19 +73,17 @@ class WrongProject(RuntimeError):
     """A programming error: a write or read that needs a project ran without one."""
 
 
-_THREAD_OWNED = sa.select(tables.threads.c.id).where(
-    tables.threads.c.id == sa.bindparam("b_id"), tables.threads.c.project_id == sa.bindparam("b_project")
-)
-_STORE_OWNED = sa.select(tables.vector_stores.c.id).where(
-    tables.vector_stores.c.id == sa.bindparam("b_id"),
-    tables.vector_stores.c.project_id == sa.bindparam("b_project"),
-)
-_FILE_OWNED = sa.select(tables.files.c.id).where(
-    tables.files.c.id == sa.bindparam("b_id"), tables.files.c.project_id == sa.bindparam("b_project")
-)
-_RUN_OWNED = sa.select(tables.runs.c.id).where(
-    tables.runs.c.id == sa.bindparam("b_id"), tables.runs.c.project_id == sa.bindparam("b_project")
-)
+def _owned_query(table: sa.Table) -> sa.Select[tuple[str]]:
+    """Whether row ``b_id`` of ``table`` belongs to project ``b_project`` (built once per table)."""
+    return sa.select(table.c.id).where(
+        table.c.id == sa.bindparam("b_id"), table.c.project_id == sa.bindparam("b_project")
+    )
+
+
+_THREAD_OWNED = _owned_query(tables.threads)
+_STORE_OWNED = _owned_query(tables.vector_stores)
+_FILE_OWNED = _owned_query(tables.files)
+_RUN_OWNED = _owned_query(tables.runs)
 
 
 class Ownership:

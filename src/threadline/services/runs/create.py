@@ -123,16 +123,16 @@ def queue_depth(uow: UnitOfWork) -> int:
     return uow.runs.executing_count(1_000_000)
 
 
-def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, queue_max: RunBounds) -> Run:
+def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, bounds: RunBounds) -> Run:
     """Store a queued run. ``additional_messages`` are added first, in the same transaction, so they
-    never trip the thread lock; another active run does. A full run queue (``queue_max``) refuses
+    never trip the thread lock; another active run does. A full run queue (``bounds``) refuses
     the run before anything is written."""
     threads_service.get(uow, thread_id)
     assistant = assistants_service.get(uow, request.assistant_id)
     active = uow.runs.active_run_id(thread_id)
     if active is not None:
         raise ThreadLocked(f"Thread {thread_id} already has an active run {active}.")
-    admit(uow, queue_max)
+    admit(uow, bounds)
     additional = [messages_service.build(thread_id, m) for m in request.additional_messages or []]
     uow.messages.insert_many(additional)
     apply_attachments(uow, thread_id, additional)
@@ -143,13 +143,13 @@ def create(uow: UnitOfWork, thread_id: str, request: RunCreate, expiry_s: int, q
 
 
 def create_thread_and_run(
-    uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int, queue_max: RunBounds
+    uow: UnitOfWork, request: ThreadAndRunCreate, expiry_s: int, bounds: RunBounds
 ) -> tuple[Thread, Run]:
     """A new thread (with its messages) and a queued run on it. ``tool_resources`` of the request
     become the thread's when the thread itself names none; its messages' attachments add to them.
     A full run queue refuses both: no thread is created."""
     assistant = assistants_service.get(uow, request.assistant_id)
-    admit(uow, queue_max)
+    admit(uow, bounds)
     thread = threads_service.create(uow, request.thread or ThreadCreate(), request.tool_resources)
     instructions = effective_instructions(request.instructions, assistant, None)
     run = build_run(thread.id, assistant, request, instructions, expiry_s)
