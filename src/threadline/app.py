@@ -24,9 +24,9 @@ from threadline.api.routes import v1_routes
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
+from threadline.events.database import DatabaseBus, build_bus
+from threadline.events.dispatch import NotifyingDispatcher
 from threadline.executor.code_interpreter import code_interpreter_from_settings
-from threadline.executor.db_bus import DatabaseBus, build_bus
-from threadline.executor.dispatch import NotifyingDispatcher
 from threadline.executor.file_search import FileSearchTool
 from threadline.executor.ingestion import IngestionWorker
 from threadline.executor.tools import ToolRegistry

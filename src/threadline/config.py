@@ -60,7 +60,7 @@ class Settings:
     max_poll_holds: int = 1024
     # `threadline worker` on SIGTERM: how long running runs may finish before they are failed.
     worker_grace_s: float = 10.0
-    # auto | memory | database: how run events reach streams (see executor/db_bus.py).
+    # auto | memory | database: how run events reach streams (see events/database.py).
     event_bus: str = "auto"
     # Token deltas are coalesced per run: at most one event every event_coalesce_ms, or one per
     # event_coalesce_max deltas, whichever comes first (0 ms: one event per delta).

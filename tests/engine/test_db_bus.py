@@ -26,11 +26,11 @@ from tests.support.engine import (
     read_run,
 )
 from tests.support.scripted_model import ScriptedChatModel, reply
-from threadline.domain.event_codec import decode_event
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
 from threadline.domain.run_states import RunStatus
-from threadline.executor import db_bus
-from threadline.executor.db_bus import DatabaseBus, DatabaseSubscription
+from threadline.events import database as db_bus
+from threadline.events.codec import decode_event
+from threadline.events.database import DatabaseBus, DatabaseSubscription
 from threadline.services.runs import transitions
 from threadline.storage import notify
 from threadline.storage.database import Database
@@ -163,7 +163,7 @@ async def test_writer_retries_a_failed_append(
             await bus.start()
             subscription = await bus.subscribe(run.id)
             flaky.failures = 1
-            with caplog.at_level(logging.ERROR, logger="threadline.executor.db_bus"):
+            with caplog.at_level(logging.ERROR, logger="threadline.events.database"):
                 bus.publish(run.id, [RunChanged("in_progress", run), StreamEnd(run.id)])
                 events = await collect(subscription)
             await bus.aclose()

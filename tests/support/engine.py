@@ -32,8 +32,8 @@ from threadline.domain.events import (
 )
 from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.domain.runs import Run
-from threadline.executor.bus import EventBus, InProcessBus, Subscription, _QueueSubscription
-from threadline.executor.db_bus import DatabaseBus
+from threadline.events.bus import EventBus, InProcessBus, Subscription, _QueueSubscription
+from threadline.events.database import DatabaseBus
 from threadline.executor.worker import Executor
 from threadline.schemas.assistants import AssistantCreate
 from threadline.schemas.messages import MessageCreate

@@ -20,8 +20,8 @@ from threadline.api.sse import event_stream
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
 from threadline.domain.run_states import STOPPED_RUN_STATUSES, Interrupt
 from threadline.domain.runs import Run
-from threadline.executor.bus import EventBus
-from threadline.executor.dispatch import RunDispatcher
+from threadline.events.bus import EventBus
+from threadline.events.dispatch import RunDispatcher
 from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.schemas.common import list_envelope
 from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire

@@ -25,7 +25,7 @@ from threadline.domain.events import (
     StreamError,
     ThreadCreated,
 )
-from threadline.executor.bus import Subscription
+from threadline.events.bus import Subscription
 from threadline.observability.metrics import ACTIVE_STREAMS
 from threadline.schemas.messages import message_to_wire
 from threadline.schemas.run_steps import message_delta_to_wire, step_delta_to_wire, step_to_wire

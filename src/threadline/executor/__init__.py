@@ -1,2 +1,3 @@
-"""Runs a run: ``worker`` (queue, tasks, recovery, expiry), ``runner`` (one run), ``prompt`` (thread ->
-chat messages), ``tools`` (tool dispatch), ``bus`` (events to streams)."""
+"""Runs a run: ``worker`` (queue, tasks, leases, recovery, expiry), ``runner`` (one run), ``prompt``
+(thread -> chat messages), ``tools`` (tool dispatch), ``file_search`` and ``code_interpreter`` (the
+built-in tools). Events leave through ``threadline.events``."""

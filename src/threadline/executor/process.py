@@ -13,8 +13,8 @@ import signal
 
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
+from threadline.events.database import DatabaseBus, build_bus
 from threadline.executor.code_interpreter import code_interpreter_from_settings
-from threadline.executor.db_bus import DatabaseBus, build_bus
 from threadline.executor.file_search import FileSearchTool
 from threadline.executor.ingestion import IngestionWorker
 from threadline.executor.tools import ToolRegistry

@@ -25,7 +25,7 @@ from threadline.domain.ids import new_id
 from threadline.domain.run_states import RunStatus
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
-from threadline.executor.bus import EventBus, Work
+from threadline.events.bus import EventBus, Work
 from threadline.executor.prompt import build_prompt, image_file_ids, image_media_type
 from threadline.executor.run_log import RunLog
 from threadline.executor.tools import ToolRegistry

@@ -30,8 +30,8 @@ from functools import partial
 from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.run_states import Interrupt, RunStatus, is_terminal
-from threadline.executor.bus import EventBus
-from threadline.executor.dispatch import BackgroundTasks
+from threadline.events.bus import EventBus
+from threadline.events.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter

@@ -1,4 +1,4 @@
-"""Run events repository: the durable side of the database event bus (``executor/db_bus.py``).
+"""Run events repository: the durable side of the database event bus (``events/database.py``).
 
 Events of one run are numbered 1, 2, 3... (``seq``). On PostgreSQL an append takes a per-run
 advisory lock for its transaction, so the next number is computed from committed rows only and rows

@@ -2,7 +2,7 @@
 
 ``EventBus`` is the seam: this in-process implementation serves the embedded executor of a single
 SQLite process (a plain queue put per event: streaming pays nothing for scale-out);
-``executor/db_bus.py`` carries events between processes (PostgreSQL, separate workers). A stream
+``events/database.py`` carries events between processes (PostgreSQL, separate workers). A stream
 subscribes *before* the run is handed to the executor, so it cannot miss the first event; the
 subscription is awaited because the database bus must first read where the run's events stand.
 

@@ -1,6 +1,6 @@
 """The database event bus: run events cross processes through the ``run_events`` table.
 
-``publish`` never blocks: events (token deltas coalesced first, see ``executor/bus.py``) go to an
+``publish`` never blocks: events (token deltas coalesced first, see ``events/bus.py``) go to an
 in-memory queue that one writer task drains in order, appending each batch in one transaction
 (adjacent deltas of a message in a batch become one row) that also NOTIFYs ``<run id>:<origin>``
 on PostgreSQL. Right after the commit the writer hands the appended events, with their numbers, to
@@ -30,10 +30,10 @@ from functools import partial
 from typing import Any
 
 from threadline.config import Settings
-from threadline.domain.event_codec import decode_event, encode_event
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
 from threadline.domain.run_states import STOPPED_RUN_STATUSES
-from threadline.executor.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
+from threadline.events.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
+from threadline.events.codec import decode_event, encode_event
 from threadline.storage.database import Database
 from threadline.storage.notify import EVENTS_CHANNEL, EventsNotice, Notifications
 from threadline.storage.uow import UnitOfWork
