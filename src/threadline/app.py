@@ -1,5 +1,6 @@
-"""create_app(settings): the ASGI app. Its lifespan opens and closes the database (and, as they
-arrive, the executor and event bus). Nothing connects or reads the environment at import."""
+"""create_app(settings): the ASGI app. Its lifespan opens the process's runtime (``runtime.py``:
+database, event bus, tools, executor ...) and hands the API its typed context; nothing connects or
+reads the environment at import."""
 
 from __future__ import annotations
 
@@ -16,116 +17,62 @@ from starlette.middleware import Middleware
 
 from threadline.api.admission import Admission, Slots
 from threadline.api.auth import KeyRing
+from threadline.api.context import ApiContext
 from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.operations import operation_routes
 from threadline.api.rate_limits import RequestLimiter
 from threadline.api.routes import v1_routes
-from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
-from threadline.events.database import DatabaseBus, build_bus
-from threadline.events.dispatch import NotifyingDispatcher
-from threadline.executor.code_interpreter import code_interpreter_from_settings
-from threadline.executor.file_search import FileSearchTool
-from threadline.executor.ingestion import IngestionWorker
-from threadline.executor.tools import ToolRegistry
-from threadline.executor.worker import Executor
-from threadline.llm.embeddings import embedding_model_from_settings
-from threadline.llm.providers import ProviderRouter
 from threadline.observability import metrics
-from threadline.storage.database import Database
+from threadline.runtime import Runtime, open_runtime
 from threadline.storage.disk import DiskReserve
-from threadline.storage.migrate import require_vector_index, upgrade
-from threadline.storage.notify import Notifications
 
 log = logging.getLogger("threadline")
+
+
+def api_context(runtime: Runtime, settings: Settings) -> ApiContext:
+    return ApiContext(
+        settings=settings,
+        db=runtime.db,
+        admission=Admission(streams=Slots(settings.max_streams), poll_holds=Slots(settings.max_poll_holds)),
+        bus=runtime.bus,
+        run_dispatch=runtime.dispatch,
+        blobs=runtime.blobs,
+        router=runtime.router,
+        embedder=runtime.embedder,
+        wake_ingestion=runtime.wake_ingestion,
+    )
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(disk_reserve.ensure)
-        db = Database(settings)
-        if migrate:
-            upgrade(db.engine)
-        app.state.db = db
-        app.state.settings = settings
-        app.state.admission = Admission(
-            streams=Slots(settings.max_streams), poll_holds=Slots(settings.max_poll_holds)
-        )
-        keyring.open(db)
-        await limiter.start(db)
-        if not await keyring.keys_required():
-            log.warning(
-                "no API keys exist (THREADLINE_API_KEYS, `threadline keys create`): any API key is "
-                "accepted for the default project (local development mode)"
-            )
-        # Runs: the bus always exists (streams subscribe to it): in memory for one SQLite process
-        # executing its own runs, through the database otherwise (events cross processes; on
-        # PostgreSQL woken by the process's one LISTEN connection). Runs go to the embedded executor
-        # unless disabled; then a NOTIFY tells `threadline worker` processes.
-        # Server-side tools (file_search) register themselves on app.state.tool_registry.
-        notifications = Notifications(db) if db.dialect == "postgresql" else None
-        app.state.bus = build_bus(settings, db, notifications, embedded=settings.executor)
-        app.state.tool_registry = ToolRegistry()
-        # file_search answers from our vector stores (hybrid when embeddings are configured).
-        embedder = embedding_model_from_settings(settings)
-        if embedder is not None:
-            require_vector_index(db.engine)
-        app.state.embedder = embedder
-        app.state.tool_registry.register(FileSearchTool(db, embedder))
-        # code_interpreter: model code in sandboxed sessions, where runs execute (docs/code-interpreter.md).
-        code_interpreter = code_interpreter_from_settings(settings, db, blob_store_from_settings(settings))
-        app.state.tool_registry.register(code_interpreter)
-        router = ProviderRouter.from_settings(settings)
-        app.state.router = router
-        executor: Executor | None = None
-        if settings.executor:
-            executor = Executor(db, settings, app.state.bus, router, app.state.tool_registry, notifications)
-        dispatcher = NotifyingDispatcher(db)
-        if executor is None:
-            dispatcher.watch_unclaimed(settings.unclaimed_run_warning_s)
-        app.state.executor = executor
-        app.state.run_dispatch = executor if executor is not None else dispatcher
-        if notifications is not None:
-            await notifications.start()
-        if isinstance(app.state.bus, DatabaseBus):
-            await app.state.bus.start()
-        if executor is not None:
-            await executor.start()
-        # Files and vector stores: bytes on disk and the background ingestion worker (it runs
-        # wherever the executor runs).
-        app.state.blobs = blob_store_from_settings(settings)
-        ingestion: IngestionWorker | None = None
-        if settings.executor:
-            ingestion = IngestionWorker(
-                db, app.state.blobs, embedder, sole_process=settings.workers <= 1, settings=settings
-            )
-            await ingestion.start()
-        app.state.ingestion = ingestion
-        # Start-up leaves ~150k long-lived objects (modules, tables, schemas); freezing them keeps the
-        # collector from re-scanning them in every full collection, which showed as 80 ms p99 pauses.
-        gc.collect()
-        gc.freeze()
         try:
-            yield
+            async with open_runtime(
+                settings, serve_api=True, execute=settings.executor, migrate=migrate
+            ) as runtime:
+                app.state.runtime = runtime
+                app.state.context = api_context(runtime, settings)
+                keyring.open(runtime.db)
+                await limiter.start(runtime.db)
+                try:
+                    if not await keyring.keys_required():
+                        log.warning(
+                            "no API keys exist (THREADLINE_API_KEYS, `threadline keys create`): any API "
+                            "key is accepted for the default project (local development mode)"
+                        )
+                    # Start-up leaves ~150k long-lived objects (modules, tables, schemas); freezing
+                    # them keeps the collector from re-scanning them in every full collection,
+                    # which showed as 80 ms p99 pauses.
+                    gc.collect()
+                    gc.freeze()
+                    yield
+                finally:
+                    await limiter.aclose()
         finally:
-            if ingestion is not None:
-                await ingestion.stop()
-            if embedder is not None:
-                await embedder.aclose()
-            if executor is not None:
-                await executor.aclose()
-            await code_interpreter.aclose()
-            await dispatcher.aclose()
-            if isinstance(app.state.bus, DatabaseBus):
-                await app.state.bus.aclose()
-            if notifications is not None:
-                await notifications.aclose()
-            await router.aclose()
-            await limiter.aclose()
-            db.close()
             # Under --workers N the live gauges (active runs, streams, pool) of an API process that
             # stops must leave the sum; its counters stay (they are totals).
             metrics.mark_process_dead(os.getpid())

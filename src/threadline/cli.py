@@ -539,12 +539,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "serve":
             serve(settings)
         elif args.command == "worker":
-            from threadline.executor.worker import run_worker
             from threadline.observability import metrics
+            from threadline.runtime import serve_worker
 
             if settings.metrics and settings.metrics_port:
                 metrics.serve_on_port(settings.host, settings.metrics_port)
-            run_worker(settings)
+            serve_worker(settings)
         elif args.command == "migrate":
             migrate(settings)
         elif args.command in {"admin", "projects", "keys", "usage"}:

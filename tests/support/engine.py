@@ -1,5 +1,5 @@
 """The run engine in-process: a migrated database (SQLite file or a fresh PostgreSQL database), the
-executor and an event bus wired as ``app.py``/``executor/process.py`` wire them, with a scripted
+executor and an event bus wired as ``runtime.open_runtime`` wires them, with a scripted
 model (``tests/support/scripted_model.py``) and a manual clock. Tests drive the loops' steps
 (``heartbeat``, ``sweep_expired``, ``flush``) themselves; the loops' own intervals are an hour, so
 nothing happens behind a test's back.
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -21,6 +20,7 @@ import pytest
 
 from tests.support import databases
 from tests.support.scripted_model import ManualClock, ScriptedChatModel, ScriptedRouter
+from threadline.blobs import blob_store_from_settings
 from threadline.config import Settings
 from threadline.domain.events import (
     MessageChanged,
@@ -34,7 +34,7 @@ from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.domain.runs import Run
 from threadline.events.bus import EventBus, InProcessBus, Subscription, _QueueSubscription
 from threadline.events.database import DatabaseBus
-from threadline.executor.worker import Executor
+from threadline.executor.scheduler import Executor
 from threadline.schemas.assistants import AssistantCreate
 from threadline.schemas.messages import MessageCreate
 from threadline.schemas.runs import ThreadAndRunCreate
@@ -159,17 +159,23 @@ async def engine(
     listen: bool = False,
     clock: ManualClock | None = None,
 ) -> AsyncIterator[Engine]:
-    """An executor on ``db`` (settings from ``db.settings``), started; closed on exit. Its owner
-    names another host: several executors share this one process in a test, and an owner on this
-    host with our pid is presumed dead at start-up (``worker.owner_is_dead``)."""
+    """An executor on ``db`` (settings from ``db.settings``), started; closed on exit. Several may
+    share this process (``scheduler.owner_is_dead`` knows them alive)."""
     settings = db.settings
     clock = clock or ManualClock()
     notifications = Notifications(db) if listen else None
     event_bus: EventBus
     event_bus = DatabaseBus(db, notifications, settings) if bus == "database" else InProcessBus()
     router = ScriptedRouter(model)
-    executor = Executor(db, settings, event_bus, router, notifications=notifications, clock=clock)
-    executor.owner = f"engine-test-{secrets.token_hex(3)}:1:{secrets.token_hex(4)}"
+    executor = Executor(
+        db,
+        settings,
+        event_bus,
+        router,
+        blob_store_from_settings(settings),
+        notifications=notifications,
+        clock=clock,
+    )
     if notifications is not None:
         await notifications.start()
     if isinstance(event_bus, DatabaseBus):

@@ -15,6 +15,6 @@ from threadline.config import Settings
 def test_executor_runs_only_when_enabled(tmp_path: Path, executor: bool) -> None:
     app = create_app(Settings(data_dir=tmp_path, executor=executor))
     with TestClient(app) as http:
-        assert (app.state.executor is not None) is executor
-        assert (app.state.ingestion is not None) is executor
+        assert (app.state.runtime.executor is not None) is executor
+        assert (app.state.runtime.ingestion is not None) is executor
         assert http.get("/v1/threads/thread_x", headers={"Authorization": "Bearer k"}).status_code == 404

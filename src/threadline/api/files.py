@@ -10,9 +10,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Receive
 
-from threadline.api.context import database, settings
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params
-from threadline.blobs import BlobStore
 from threadline.domain.errors import InvalidParameter, InvalidRequest
 from threadline.domain.threads import ListParams
 from threadline.schemas.common import list_envelope
@@ -24,11 +23,6 @@ from threadline.services import files
 # applies to the file's bytes, counted while they are copied to the blob store.
 _MULTIPART_SLACK_BYTES = 64 * 1024
 MAX_FILES_LIST_LIMIT = 10_000
-
-
-def blob_store(request: Request) -> BlobStore:
-    blobs: BlobStore = request.app.state.blobs
-    return blobs
 
 
 def _limited(receive: Receive, max_body: int, max_file: int) -> Receive:
@@ -90,7 +84,7 @@ def _filename(upload: UploadFile) -> str:
 
 
 async def create_file(request: Request) -> Response:
-    max_file = settings(request).max_upload_bytes
+    max_file = context(request).settings.max_upload_bytes
     max_body = max_file + _MULTIPART_SLACK_BYTES
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise InvalidRequest("Invalid Content-Type header, expected multipart/form-data.")
@@ -107,13 +101,13 @@ async def create_file(request: Request) -> Response:
             )
         form_body = parse_model(FileUpload, _form_fields(form))
         stored = await files.upload(
-            database(request),
-            blob_store(request),
+            context(request).db,
+            context(request).blobs,
             upload.file,
             _filename(upload),
             form_body,
             max_file,
-            quota_bytes=settings(request).project_storage_bytes,
+            quota_bytes=context(request).settings.project_storage_bytes,
         )
     return json_response(file_to_wire(stored))
 
@@ -127,19 +121,19 @@ def _files_list_params(request: Request) -> ListParams:
 async def list_files(request: Request) -> Response:
     params = _files_list_params(request)
     purpose = request.query_params.get("purpose") or None
-    page = await database(request).transaction(lambda uow: files.list_files(uow, params, purpose))
+    page = await context(request).db.transaction(lambda uow: files.list_files(uow, params, purpose))
     return json_response(list_envelope([file_to_wire(f) for f in page.items], page.has_more))
 
 
 async def retrieve_file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
-    file = await database(request).transaction(lambda uow: files.get(uow, file_id))
+    file = await context(request).db.transaction(lambda uow: files.get(uow, file_id))
     return json_response(file_to_wire(file))
 
 
 async def download_file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
-    file, chunks = await files.content(database(request), blob_store(request), file_id)
+    file, chunks = await files.content(context(request).db, context(request).blobs, file_id)
     return StreamingResponse(
         chunks, media_type="application/octet-stream", headers={"content-length": str(file.bytes)}
     )
@@ -147,7 +141,7 @@ async def download_file(request: Request) -> Response:
 
 async def delete_file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
-    await files.delete(database(request), blob_store(request), file_id)
+    await files.delete(context(request).db, context(request).blobs, file_id)
     return json_response(file_deleted(file_id))
 
 

@@ -35,8 +35,8 @@ async def read_json(request: Request, *, optional: bool = False) -> Any:
 
     A body over the limit is refused (413) from its Content-Length before any byte is read, or, when
     it comes chunked, as soon as the bytes read pass the limit: never read whole first."""
-    settings = getattr(request.app.state, "settings", None)
-    limit: int = settings.max_json_body_bytes if settings is not None else MAX_JSON_BODY_BYTES
+    api = getattr(request.app.state, "context", None)  # absent only in an app without a runtime
+    limit: int = api.settings.max_json_body_bytes if api is not None else MAX_JSON_BODY_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)

@@ -7,28 +7,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from threadline.api.context import context
 from threadline.api.http import json_response
 from threadline.domain.errors import ModelNotFound
-from threadline.llm.providers import ListedModel, ProviderRouter
+from threadline.llm.providers import ListedModel
 
 
 def _wire(model: ListedModel) -> dict[str, object]:
     return {"id": model.id, "object": "model", "created": model.created, "owned_by": model.owned_by}
 
 
-def _router(request: Request) -> ProviderRouter:
-    router: ProviderRouter = request.app.state.router
-    return router
-
-
 async def list_models(request: Request) -> Response:
-    models = await _router(request).list_models()
+    models = await context(request).router.list_models()
     return json_response({"object": "list", "data": [_wire(m) for m in models]})
 
 
 async def retrieve_model(request: Request) -> Response:
     model_id = request.path_params["model"]
-    for model in await _router(request).list_models():
+    for model in await context(request).router.list_models():
         if model.id == model_id:
             return json_response(_wire(model))
     raise ModelNotFound(model_id)

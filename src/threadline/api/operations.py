@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from threadline.api.context import database
+from threadline.api.context import context
 from threadline.api.http import json_response
 from threadline.observability import metrics
 from threadline.services.ingestion import queue_depth
@@ -25,7 +25,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    db = database(request)
+    db = context(request).db
     try:
         reason = await asyncio.wait_for(asyncio.to_thread(not_ready_reason, db), READY_TIMEOUT_S)
     except TimeoutError:
@@ -38,7 +38,7 @@ async def readyz(request: Request) -> Response:
 async def metrics_endpoint(request: Request) -> Response:
     # Read at scrape time rather than kept up to date: one count, and exact across processes.
     try:
-        depth, runs = await database(request).transaction(
+        depth, runs = await context(request).db.transaction(
             lambda uow: (queue_depth(uow), run_queue_depth(uow))
         )
     except Exception:  # the metrics page must answer even when the database does not

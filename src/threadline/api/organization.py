@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.domain.errors import InvalidParameter
 from threadline.domain.projects import Project
@@ -59,7 +59,7 @@ def _deleted(object_id: str, kind: str) -> Response:
 # --- projects --------------------------------------------------------------------------------------
 async def list_projects(request: Request) -> Response:
     params, include_archived = _params(request), _include_archived(request)
-    page = await database(request).transaction(
+    page = await context(request).db.transaction(
         lambda uow: projects.list_projects(uow, params, include_archived)
     )
     return json_response(list_envelope([project_to_wire(p) for p in page.items], page.has_more))
@@ -67,13 +67,13 @@ async def list_projects(request: Request) -> Response:
 
 async def create_project(request: Request) -> Response:
     body = await parse_body(request, ProjectCreate)
-    project = await database(request).transaction(lambda uow: projects.create_project(uow, body.name))
+    project = await context(request).db.transaction(lambda uow: projects.create_project(uow, body.name))
     return json_response(project_to_wire(project))
 
 
 async def retrieve_project(request: Request) -> Response:
     project_id = request.path_params["project_id"]
-    project = await database(request).transaction(lambda uow: projects.require_project(uow, project_id))
+    project = await context(request).db.transaction(lambda uow: projects.require_project(uow, project_id))
     return json_response(project_to_wire(project))
 
 
@@ -87,20 +87,20 @@ async def modify_project(request: Request) -> Response:
             return projects.require_active_project(uow, project_id)
         return projects.rename_project(uow, project_id, name)
 
-    project = await database(request).transaction(modify)
+    project = await context(request).db.transaction(modify)
     return json_response(project_to_wire(project))
 
 
 async def archive_project(request: Request) -> Response:
     project_id = request.path_params["project_id"]
-    project = await database(request).transaction(lambda uow: projects.archive_project(uow, project_id))
+    project = await context(request).db.transaction(lambda uow: projects.archive_project(uow, project_id))
     return json_response(project_to_wire(project))
 
 
 # --- service accounts ------------------------------------------------------------------------------
 async def list_service_accounts(request: Request) -> Response:
     project_id, params = request.path_params["project_id"], _params(request)
-    page = await database(request).transaction(
+    page = await context(request).db.transaction(
         lambda uow: projects.list_service_accounts(uow, project_id, params)
     )
     return json_response(list_envelope([service_account_to_wire(a) for a in page.items], page.has_more))
@@ -109,7 +109,7 @@ async def list_service_accounts(request: Request) -> Response:
 async def create_service_account(request: Request) -> Response:
     project_id = request.path_params["project_id"]
     body = await parse_body(request, ServiceAccountCreate)
-    db = database(request)
+    db = context(request).db
     if body.create_service_account_only:
         account = await db.transaction(
             lambda uow: projects.create_service_account_only(uow, project_id, body.name)
@@ -123,7 +123,7 @@ async def create_service_account(request: Request) -> Response:
 
 async def retrieve_service_account(request: Request) -> Response:
     project_id, account_id = request.path_params["project_id"], request.path_params["service_account_id"]
-    account = await database(request).transaction(
+    account = await context(request).db.transaction(
         lambda uow: projects.require_service_account(uow, project_id, account_id)
     )
     return json_response(service_account_to_wire(account))
@@ -131,7 +131,7 @@ async def retrieve_service_account(request: Request) -> Response:
 
 async def delete_service_account(request: Request) -> Response:
     project_id, account_id = request.path_params["project_id"], request.path_params["service_account_id"]
-    await database(request).transaction(
+    await context(request).db.transaction(
         lambda uow: projects.delete_service_account(uow, project_id, account_id)
     )
     return _deleted(account_id, "organization.project.service_account")
@@ -140,7 +140,7 @@ async def delete_service_account(request: Request) -> Response:
 # --- project keys ----------------------------------------------------------------------------------
 async def list_project_keys(request: Request) -> Response:
     project_id, params = request.path_params["project_id"], _params(request)
-    page = await database(request).transaction(
+    page = await context(request).db.transaction(
         lambda uow: projects.list_project_keys(uow, project_id, params)
     )
     data = [project_key_to_wire(owned.key, owned.owner) for owned in page.items]
@@ -149,7 +149,7 @@ async def list_project_keys(request: Request) -> Response:
 
 async def retrieve_project_key(request: Request) -> Response:
     project_id, key_id = request.path_params["project_id"], request.path_params["api_key_id"]
-    owned = await database(request).transaction(
+    owned = await context(request).db.transaction(
         lambda uow: projects.require_project_key(uow, project_id, key_id)
     )
     return json_response(project_key_to_wire(owned.key, owned.owner))
@@ -157,14 +157,14 @@ async def retrieve_project_key(request: Request) -> Response:
 
 async def delete_project_key(request: Request) -> Response:
     project_id, key_id = request.path_params["project_id"], request.path_params["api_key_id"]
-    await database(request).transaction(lambda uow: projects.revoke_project_key(uow, project_id, key_id))
+    await context(request).db.transaction(lambda uow: projects.revoke_project_key(uow, project_id, key_id))
     return _deleted(key_id, "organization.project.api_key")
 
 
 # --- admin keys ------------------------------------------------------------------------------------
 async def list_admin_keys(request: Request) -> Response:
     params = _params(request)
-    page = await database(request).transaction(lambda uow: projects.list_admin_keys(uow, params))
+    page = await context(request).db.transaction(lambda uow: projects.list_admin_keys(uow, params))
     return json_response(list_envelope([admin_key_to_wire(k) for k in page.items], page.has_more))
 
 
@@ -176,19 +176,19 @@ async def create_admin_key(request: Request) -> Response:
             "delete the key when it is no longer needed.",
             param="expires_in_seconds",
         )
-    new = await database(request).transaction(lambda uow: projects.create_admin_key(uow, body.name))
+    new = await context(request).db.transaction(lambda uow: projects.create_admin_key(uow, body.name))
     return json_response(admin_key_to_wire(new.key, new.secret))
 
 
 async def retrieve_admin_key(request: Request) -> Response:
     key_id = request.path_params["key_id"]
-    key = await database(request).transaction(lambda uow: projects.require_admin_key(uow, key_id))
+    key = await context(request).db.transaction(lambda uow: projects.require_admin_key(uow, key_id))
     return json_response(admin_key_to_wire(key))
 
 
 async def delete_admin_key(request: Request) -> Response:
     key_id = request.path_params["key_id"]
-    await database(request).transaction(lambda uow: projects.revoke_admin_key(uow, key_id))
+    await context(request).db.transaction(lambda uow: projects.revoke_admin_key(uow, key_id))
     return _deleted(key_id, "organization.admin_api_key")
 
 

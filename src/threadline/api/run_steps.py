@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params
 from threadline.schemas.common import list_envelope
 from threadline.schemas.run_steps import step_to_wire
@@ -23,14 +23,18 @@ async def list_steps(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
     params = list_params(request)
     include = _include(request)
-    page = await database(request).transaction(lambda uow: queries.list_steps(uow, thread_id, run_id, params))
+    page = await context(request).db.transaction(
+        lambda uow: queries.list_steps(uow, thread_id, run_id, params)
+    )
     return json_response(list_envelope([step_to_wire(s, include) for s in page.items], page.has_more))
 
 
 async def retrieve_step(request: Request) -> Response:
     thread_id, run_id, step_id = (request.path_params[k] for k in ("thread_id", "run_id", "step_id"))
     include = _include(request)
-    step = await database(request).transaction(lambda uow: queries.get_step(uow, thread_id, run_id, step_id))
+    step = await context(request).db.transaction(
+        lambda uow: queries.get_step(uow, thread_id, run_id, step_id)
+    )
     return json_response(step_to_wire(step, include))
 
 

@@ -14,14 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import admission, database, settings
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.api.sse import event_stream
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
 from threadline.domain.run_states import STOPPED_RUN_STATUSES, Interrupt
 from threadline.domain.runs import Run
-from threadline.events.bus import EventBus
-from threadline.events.dispatch import RunDispatcher
 from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.schemas.common import list_envelope
 from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire
@@ -38,33 +36,22 @@ POLL_HOLD_S = 5.0
 _POLL_STOP_STATUSES = frozenset(STOPPED_RUN_STATUSES)
 
 
-def bus(request: Request) -> EventBus:
-    value: EventBus = request.app.state.bus
-    return value
-
-
-def dispatcher(request: Request) -> RunDispatcher:
-    """The embedded executor, or a NOTIFY to `threadline worker` processes (``--no-executor``)."""
-    value: RunDispatcher = request.app.state.run_dispatch
-    return value
-
-
 def run_response(request: Request, run: Run) -> Response:
     # The SDK's poll helpers sleep this long between GETs (1 s without it).
-    headers = {"openai-poll-after-ms": str(settings(request).poll_after_ms)}
+    headers = {"openai-poll-after-ms": str(context(request).settings.poll_after_ms)}
     return json_response(run_to_wire(run), headers=headers)
 
 
 async def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
     """Hand the committed run to the executor; answer with the run, or with its event stream (whose
     slot the caller took, see ``_stream_slot``)."""
-    slots = admission(request).streams
+    slots = context(request).admission.streams
     try:
-        subscription = await bus(request).subscribe(run.id) if stream else None
+        subscription = await context(request).bus.subscribe(run.id) if stream else None
     except BaseException:
         slots.release()
         raise
-    dispatcher(request).submit(run.id)
+    context(request).run_dispatch.submit(run.id)
     if subscription is None:
         return run_response(request, run)
     return event_stream(prelude, subscription, on_close=slots.release)
@@ -77,25 +64,25 @@ def _stream_slot(request: Request, stream: bool | None) -> Iterator[None]:
     if not stream:
         yield
         return
-    admission(request).take_stream()
+    context(request).admission.take_stream()
     try:
         yield
     except BaseException:
-        admission(request).streams.release()
+        context(request).admission.streams.release()
         raise
 
 
 def _run_bounds(request: Request) -> create_service.RunBounds:
-    values = settings(request)
+    values = context(request).settings
     return create_service.RunBounds(values.run_queue_max, values.project_max_active_runs)
 
 
 async def create_run(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     body = await parse_body(request, RunCreate)
-    expiry_s, bounds = settings(request).run_expiry_s, _run_bounds(request)
+    expiry_s, bounds = context(request).settings.run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
-        run = await database(request).transaction(
+        run = await context(request).db.transaction(
             lambda uow: create_service.create(uow, thread_id, body, expiry_s, bounds)
         )
     return await _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
@@ -103,9 +90,9 @@ async def create_run(request: Request) -> Response:
 
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
-    expiry_s, bounds = settings(request).run_expiry_s, _run_bounds(request)
+    expiry_s, bounds = context(request).settings.run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
-        thread, run = await database(request).transaction(
+        thread, run = await context(request).db.transaction(
             lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, bounds)
         )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
@@ -114,10 +101,10 @@ async def create_thread_and_run(request: Request) -> Response:
 
 async def retrieve_run(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
-    db = database(request)
+    db = context(request).db
     run = await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
     if run.status not in _POLL_STOP_STATUSES and request.headers.get("x-stainless-poll-helper") == "true":
-        holds = admission(request).poll_holds
+        holds = context(request).admission.poll_holds
         if holds.try_take():
             try:
                 run = await _hold_until_settled(request, run)
@@ -134,8 +121,8 @@ async def _hold_until_settled(request: Request, run: Run) -> Run:
     """The run once it reaches a status the SDK's poll helpers stop at, or as it is after
     ``POLL_HOLD_S``: the helper's GET answers the moment the run settles, instead of up to one
     ``openai-poll-after-ms`` later, and the GETs in between are saved. Never holds a transaction."""
-    db = database(request)
-    subscription = await bus(request).subscribe(run.id)
+    db = context(request).db
+    subscription = await context(request).bus.subscribe(run.id)
     try:
         # Read again after subscribing: a change between the first read and the subscription would
         # otherwise be waited for in vain.
@@ -157,14 +144,14 @@ async def _hold_until_settled(request: Request, run: Run) -> Run:
 async def modify_run(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
     body = await parse_body(request, RunModify)
-    run = await database(request).transaction(lambda uow: queries.modify(uow, thread_id, run_id, body))
+    run = await context(request).db.transaction(lambda uow: queries.modify(uow, thread_id, run_id, body))
     return run_response(request, run)
 
 
 async def list_runs(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     params = list_params(request)
-    page = await database(request).transaction(lambda uow: queries.list_runs(uow, thread_id, params))
+    page = await context(request).db.transaction(lambda uow: queries.list_runs(uow, thread_id, params))
     return json_response(list_envelope([run_to_wire(r) for r in page.items], page.has_more))
 
 
@@ -178,10 +165,10 @@ async def cancel_run(request: Request) -> Response:
         return events
 
     # Through the bus: cancelling a queued run ends it, and its events must commit with that.
-    await bus(request).transaction(database(request), run_id, cancel)
+    await context(request).bus.transaction(context(request).db, run_id, cancel)
     run, notify = outcome[-1]
     if notify:
-        dispatcher(request).interrupt(run.id, Interrupt.CANCEL)
+        context(request).run_dispatch.interrupt(run.id, Interrupt.CANCEL)
     return run_response(request, run)
 
 
@@ -190,7 +177,7 @@ async def submit_tool_outputs(request: Request) -> Response:
     body = await parse_body(request, ToolOutputsSubmit)
     # A submitted run was admitted when it was created: the run queue does not refuse it again.
     with _stream_slot(request, body.stream):
-        run, events = await database(request).transaction(
+        run, events = await context(request).db.transaction(
             lambda uow: submit_service.submit(uow, thread_id, run_id, body)
         )
     return await _start(request, run, body.stream, events)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params, parse_body
 from threadline.schemas.common import deleted, list_envelope
 from threadline.schemas.threads import ThreadCreate, ThreadModify, thread_to_wire
@@ -19,26 +19,26 @@ _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
 
 async def create_thread(request: Request) -> Response:
     body = await parse_body(request, ThreadCreate)
-    thread = await database(request).transaction(lambda uow: threads.create(uow, body))
+    thread = await context(request).db.transaction(lambda uow: threads.create(uow, body))
     return json_response(thread_to_wire(thread))
 
 
 async def retrieve_thread(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
-    thread = await database(request).transaction(lambda uow: threads.get(uow, thread_id))
+    thread = await context(request).db.transaction(lambda uow: threads.get(uow, thread_id))
     return json_response(thread_to_wire(thread))
 
 
 async def modify_thread(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
     body = await parse_body(request, ThreadModify)
-    thread = await database(request).transaction(lambda uow: threads.modify(uow, thread_id, body))
+    thread = await context(request).db.transaction(lambda uow: threads.modify(uow, thread_id, body))
     return json_response(thread_to_wire(thread))
 
 
 async def delete_thread(request: Request) -> Response:
     thread_id = request.path_params["thread_id"]
-    await database(request).transaction(lambda uow: threads.delete(uow, thread_id))
+    await context(request).db.transaction(lambda uow: threads.delete(uow, thread_id))
     return json_response(deleted(thread_id, "thread"))
 
 
@@ -50,7 +50,9 @@ async def list_threads(request: Request) -> Response:
         for key, value in request.query_params.items()
         if (match := _METADATA_PARAM.match(key))
     }
-    page = await database(request).transaction(lambda uow: threads.list_threads(uow, params, metadata_filter))
+    page = await context(request).db.transaction(
+        lambda uow: threads.list_threads(uow, params, metadata_filter)
+    )
     return json_response(list_envelope([thread_to_wire(t) for t in page.items], page.has_more))
 
 

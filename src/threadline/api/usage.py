@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database
+from threadline.api.context import context
 from threadline.api.http import json_response, query_limit
 from threadline.domain.errors import InvalidParameter
 from threadline.services import usage
@@ -56,7 +56,9 @@ async def usage_completions(request: Request) -> Response:
         models=_list(request, "models"),
         group_by=_list(request, "group_by"),
     )
-    body = await database(request).transaction(lambda uow: usage.completions(uow, query), scope=ALL_PROJECTS)
+    body = await context(request).db.transaction(
+        lambda uow: usage.completions(uow, query), scope=ALL_PROJECTS
+    )
     return json_response(body)
 
 

@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from threadline.api.context import database, settings
+from threadline.api.context import context
 from threadline.api.http import json_response, list_params, parse_body
-from threadline.llm.types import EmbeddingModel
 from threadline.schemas.common import deleted, list_envelope
 from threadline.schemas.vector_stores import (
     FileBatchCreate,
@@ -35,19 +34,9 @@ from threadline.services.vector_stores.search import search_store
 
 
 def _respond(request: Request, content: Any) -> Response:
-    return json_response(content, headers={"openai-poll-after-ms": str(settings(request).poll_after_ms)})
-
-
-def wake_ingestion(request: Request) -> None:
-    """Tell the in-process ingestion worker (if this process runs one) that files are queued."""
-    worker = getattr(request.app.state, "ingestion", None)
-    if worker is not None:
-        worker.notify()
-
-
-def _embedder(request: Request) -> EmbeddingModel | None:
-    embedder: EmbeddingModel | None = getattr(request.app.state, "embedder", None)
-    return embedder
+    return json_response(
+        content, headers={"openai-poll-after-ms": str(context(request).settings.poll_after_ms)}
+    )
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -57,41 +46,43 @@ def _ids(request: Request) -> tuple[str, str]:
 # --- stores ----------------------------------------------------------------------------------------
 async def create_vector_store(request: Request) -> Response:
     body = await parse_body(request, VectorStoreCreate)
-    store = await database(request).transaction(lambda uow: stores.create(uow, body))
-    wake_ingestion(request)
+    store = await context(request).db.transaction(lambda uow: stores.create(uow, body))
+    context(request).wake_ingestion()
     return _respond(request, vector_store_to_wire(store, now()))
 
 
 async def list_vector_stores(request: Request) -> Response:
     params = list_params(request)
-    page = await database(request).transaction(lambda uow: stores.list_stores(uow, params))
+    page = await context(request).db.transaction(lambda uow: stores.list_stores(uow, params))
     at = now()
     return _respond(request, list_envelope([vector_store_to_wire(s, at) for s in page.items], page.has_more))
 
 
 async def retrieve_vector_store(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
-    store = await database(request).transaction(lambda uow: stores.get(uow, vector_store_id))
+    store = await context(request).db.transaction(lambda uow: stores.get(uow, vector_store_id))
     return _respond(request, vector_store_to_wire(store, now()))
 
 
 async def modify_vector_store(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
     body = await parse_body(request, VectorStoreModify)
-    store = await database(request).transaction(lambda uow: stores.modify(uow, vector_store_id, body))
+    store = await context(request).db.transaction(lambda uow: stores.modify(uow, vector_store_id, body))
     return _respond(request, vector_store_to_wire(store, now()))
 
 
 async def delete_vector_store(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
-    await database(request).transaction(lambda uow: stores.delete(uow, vector_store_id), offload=True)
+    await context(request).db.transaction(lambda uow: stores.delete(uow, vector_store_id), offload=True)
     return _respond(request, deleted(vector_store_id, "vector_store"))
 
 
 async def search_vector_store(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
     body = await parse_body(request, VectorStoreSearch)
-    queries, results = await search_store(database(request), _embedder(request), vector_store_id, body)
+    queries, results = await search_store(
+        context(request).db, context(request).embedder, vector_store_id, body
+    )
     data = [
         {
             "file_id": r.hit.file_id,
@@ -117,8 +108,8 @@ async def search_vector_store(request: Request) -> Response:
 async def create_vector_store_file(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
     body = await parse_body(request, VectorStoreFileCreate)
-    file = await database(request).transaction(lambda uow: vs_files.create(uow, vector_store_id, body))
-    wake_ingestion(request)
+    file = await context(request).db.transaction(lambda uow: vs_files.create(uow, vector_store_id, body))
+    context(request).wake_ingestion()
     return _respond(request, vector_store_file_to_wire(file))
 
 
@@ -126,7 +117,7 @@ async def list_vector_store_files(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
     params = list_params(request)
     status = request.query_params.get("filter") or None
-    page = await database(request).transaction(
+    page = await context(request).db.transaction(
         lambda uow: vs_files.list_files(uow, vector_store_id, params, status)
     )
     return _respond(request, list_envelope([vector_store_file_to_wire(f) for f in page.items], page.has_more))
@@ -134,14 +125,14 @@ async def list_vector_store_files(request: Request) -> Response:
 
 async def retrieve_vector_store_file(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
-    file = await database(request).transaction(lambda uow: vs_files.get(uow, vector_store_id, file_id))
+    file = await context(request).db.transaction(lambda uow: vs_files.get(uow, vector_store_id, file_id))
     return _respond(request, vector_store_file_to_wire(file))
 
 
 async def update_vector_store_file(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
     body = await parse_body(request, VectorStoreFileModify)
-    file = await database(request).transaction(
+    file = await context(request).db.transaction(
         lambda uow: vs_files.update_attributes(uow, vector_store_id, file_id, body)
     )
     return _respond(request, vector_store_file_to_wire(file))
@@ -149,7 +140,7 @@ async def update_vector_store_file(request: Request) -> Response:
 
 async def delete_vector_store_file(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
-    await database(request).transaction(
+    await context(request).db.transaction(
         lambda uow: vs_files.delete(uow, vector_store_id, file_id), offload=True
     )
     return _respond(request, deleted(file_id, "vector_store.file"))
@@ -157,7 +148,7 @@ async def delete_vector_store_file(request: Request) -> Response:
 
 async def vector_store_file_content(request: Request) -> Response:
     vector_store_id, file_id = _ids(request)
-    text = await database(request).transaction(
+    text = await context(request).db.transaction(
         lambda uow: vs_files.content(uow, vector_store_id, file_id), offload=True
     )
     return _respond(request, file_content_page(text))
@@ -167,20 +158,20 @@ async def vector_store_file_content(request: Request) -> Response:
 async def create_file_batch(request: Request) -> Response:
     vector_store_id, _ = _ids(request)
     body = await parse_body(request, FileBatchCreate)
-    batch = await database(request).transaction(lambda uow: batches.create(uow, vector_store_id, body))
-    wake_ingestion(request)
+    batch = await context(request).db.transaction(lambda uow: batches.create(uow, vector_store_id, body))
+    context(request).wake_ingestion()
     return _respond(request, file_batch_to_wire(batch))
 
 
 async def retrieve_file_batch(request: Request) -> Response:
     vector_store_id, batch_id = request.path_params["vector_store_id"], request.path_params["batch_id"]
-    batch = await database(request).transaction(lambda uow: batches.get(uow, vector_store_id, batch_id))
+    batch = await context(request).db.transaction(lambda uow: batches.get(uow, vector_store_id, batch_id))
     return _respond(request, file_batch_to_wire(batch))
 
 
 async def cancel_file_batch(request: Request) -> Response:
     vector_store_id, batch_id = request.path_params["vector_store_id"], request.path_params["batch_id"]
-    batch = await database(request).transaction(
+    batch = await context(request).db.transaction(
         lambda uow: batches.cancel(uow, vector_store_id, batch_id), offload=True
     )
     return _respond(request, file_batch_to_wire(batch))
@@ -190,7 +181,7 @@ async def list_file_batch_files(request: Request) -> Response:
     vector_store_id, batch_id = request.path_params["vector_store_id"], request.path_params["batch_id"]
     params = list_params(request)
     status = request.query_params.get("filter") or None
-    page = await database(request).transaction(
+    page = await context(request).db.transaction(
         lambda uow: batches.list_files(uow, vector_store_id, batch_id, params, status)
     )
     return _respond(request, list_envelope([vector_store_file_to_wire(f) for f in page.items], page.has_more))

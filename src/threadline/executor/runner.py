@@ -177,10 +177,7 @@ class Runner:
             await self._close_message(run, result, progress)
             if await self._dispatch_calls(run, result):
                 return  # requires_action: the client answers, submit_tool_outputs queues the run again
-            reloaded = await self.db.transaction(
-                lambda uow: (uow.messages.all_in_thread(run.thread_id), uow.run_steps.all_for_run(run.id))
-            )
-            messages, steps = reloaded
+            messages, steps = await self.db.transaction(lambda uow: transitions.history(uow, run))
 
     async def _images(self, file_ids: set[str], known: dict[str, str]) -> dict[str, str]:
         """``data:`` URLs for uploaded images (read once per run; a deleted file is left out)."""

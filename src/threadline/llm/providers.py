@@ -187,7 +187,7 @@ class ProviderRouter:
         self,
         models: Mapping[str, OpenAICompatibleModel],
         routes: list[ModelRoute],
-        default: OpenAICompatibleModel | None,
+        default: ChatModel | None,
         clients: list[openai.AsyncOpenAI],
         default_client: openai.AsyncOpenAI | None = None,
         routes_modified_at: int = 0,
@@ -204,6 +204,12 @@ class ProviderRouter:
         self._routes_modified_at = routes_modified_at
         self._upstream_models: list[ListedModel] = []
         self._upstream_models_at = -UPSTREAM_MODELS_TTL_S
+
+    @classmethod
+    def serving(cls, model: ChatModel) -> ProviderRouter:
+        """Every model name to ``model`` as the ``default`` provider: how a chat model is injected
+        into a runtime (``open_runtime(model=...)``, the in-process tests)."""
+        return cls({}, [], model, [])
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str] | None = None) -> ProviderRouter:

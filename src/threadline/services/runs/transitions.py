@@ -88,6 +88,11 @@ def _new_step(run: Run, kind: str, details: dict[str, Any]) -> RunStep:
     )
 
 
+def history(uow: UnitOfWork, run: Run) -> tuple[list[Message], list[RunStep]]:
+    """What the next model call's prompt is built from: the thread's messages and the run's steps."""
+    return uow.messages.all_in_thread(run.thread_id), uow.run_steps.all_for_run(run.id)
+
+
 def open_message(uow: UnitOfWork, run: Run) -> tuple[Message, RunStep, list[RunEvent]]:
     """An in_progress assistant message (content []) and its message_creation step."""
     message = Message(

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from threadline.blobs import blob_store_from_settings
+from threadline.blobs import BlobStore
 from threadline.config import Settings
 from threadline.domain.run_states import Interrupt, RunStatus, is_terminal
 from threadline.events.bus import EventBus
@@ -35,7 +35,7 @@ from threadline.events.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
-from threadline.services.runs import transitions
+from threadline.services.runs import leases, transitions
 from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
 from threadline.storage.notify import RUNS_CHANNEL, Notifications, RunNotice, announce
@@ -51,16 +51,21 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+# The executors alive in this process: an owner with our pid that is not one of them was left by an
+# earlier process that had our pid (a restarted container's pid 1), so it is dead.
+_LIVE_OWNERS: set[str] = set()
+
+
 def owner_is_dead(owner: str) -> bool:
-    """True only for an owner on this host whose process is gone (or whose pid is now ours: a
-    restarted container's pid 1). Unknown formats and other hosts are never presumed dead."""
+    """True only for an owner on this host whose process is gone (or whose pid is now ours and that
+    no executor of this process holds). Unknown formats and other hosts are never presumed dead."""
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return True
+        return owner not in _LIVE_OWNERS
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -77,6 +82,7 @@ class Executor:
         settings: Settings,
         bus: EventBus,
         router: ProviderRouter,
+        blobs: BlobStore,
         registry: ToolRegistry | None = None,
         notifications: Notifications | None = None,
         clock: Callable[[], float] = time.time,
@@ -85,12 +91,13 @@ class Executor:
         # Wall-clock Unix seconds for leases and expiry (tests pass a controllable clock).
         self._clock = clock
         self.owner = new_owner()
+        _LIVE_OWNERS.add(self.owner)
         self.runner = Runner(
             db,
             bus,
             router,
             registry or ToolRegistry(),
-            blob_store_from_settings(settings),
+            blobs,
             checkpoint_s=settings.stream_checkpoint_s,
         )
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -251,7 +258,7 @@ class Executor:
         if not run_ids:
             return
         until = self._clock() + self.settings.run_lease_s
-        states = await self.db.transaction(lambda uow: uow.runs.renew_leases(self.owner, run_ids, until))
+        states = await self.db.transaction(lambda uow: leases.renew(uow, self.owner, run_ids, until))
         for run_id, (status, owner) in states.items():
             task = self._tasks.get(run_id)
             if task is None or run_id in self._interrupts:
@@ -275,13 +282,13 @@ class Executor:
 
     async def recover_orphans(self) -> None:
         """Finish runs no live executor holds (lease expired or missing)."""
-        orphans = await self.db.transaction(lambda uow: uow.runs.orphan_ids(self._clock()))
+        orphans = await self.db.transaction(lambda uow: leases.orphans(uow, self._clock()))
         for run_id in orphans:
             if run_id not in self._tasks:
                 await self._recover(run_id)
 
     async def _recover_dead_local_owners(self) -> None:
-        leased = await self.db.transaction(lambda uow: uow.runs.lease_owners())
+        leased = await self.db.transaction(leases.leased)
         for run_id, owner in leased:
             if owner != self.owner and owner_is_dead(owner):
                 await self._recover(run_id, dead_owner=owner)
@@ -304,7 +311,7 @@ class Executor:
         """Expire live runs past ``expires_at``, including requires_action;
         runs another live worker holds are left to that worker's sweep."""
         now_s = self._clock()
-        due = await self.db.transaction(lambda uow: uow.runs.ids_due_to_expire(int(now_s), self.owner, now_s))
+        due = await self.db.transaction(lambda uow: leases.due_to_expire(uow, now_s, self.owner))
         for run_id in due:
             if run_id not in self._interrupts:
                 self.interrupt(run_id, Interrupt.EXPIRE)
@@ -332,10 +339,4 @@ class Executor:
                 await loop_task
         await self._background.aclose()
         self._tasks.clear()
-
-
-def run_worker(settings: Settings) -> None:
-    """``threadline worker``: execute runs until SIGTERM/SIGINT (blocking; see ``process.py``)."""
-    from threadline.executor.process import serve_worker  # process.py imports this module
-
-    serve_worker(settings)
+        _LIVE_OWNERS.discard(self.owner)
