@@ -1,7 +1,7 @@
 """The run executor: claims queued runs, executes them as asyncio tasks (bounded concurrency), holds
 a lease on each while it runs, recovers runs whose executor died, cancels and expires runs, and
 shuts down cleanly. The same class runs embedded in an API process and in ``threadline worker``
-processes (``process.run_worker``); any number of them may share one database.
+processes (``runtime.worker_main``); any number of them may share one database.
 
 - Claim: one loop, woken by ``submit`` (in-process hand-off), by a ``queued:<run>`` NOTIFY from an
   API process, or every ``run_poll_s`` (fallback). ``transitions.claim`` takes each queued run
