@@ -45,8 +45,8 @@ from threadline.executor.sandbox import (
 )
 from threadline.executor.tools import ToolResult
 from threadline.services.clock import now
+from threadline.services.runs import resources
 from threadline.storage.database import Database
-from threadline.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class CodeInterpreterTool:
     async def _sync_files(self, run: Run, session: Session) -> list[tuple[str, str]]:
         """Copy the run's files (assistant's and thread's code_interpreter.file_ids; message
         attachments land in the thread's) into /mnt/data once per session; (name, file_id) of each."""
-        files = await self.db.transaction(lambda uow: _run_files(uow, run))
+        files = await self.db.transaction(lambda uow: resources.code_files(uow, run))
         session.data_dir.mkdir(parents=True, exist_ok=True)
         listed: list[tuple[str, str]] = []
         taken = set(session.copied.values())
@@ -183,7 +183,7 @@ class CodeInterpreterTool:
             id=file_id, created_at=now(), bytes=size, filename=filename, purpose=OUTPUT_PURPOSE
         )
         try:
-            await self.db.transaction(lambda uow: uow.files.insert(stored))
+            await self.db.transaction(lambda uow: resources.store_output(uow, stored))
         except BaseException:
             await asyncio.to_thread(self.blobs.delete, file_id)
             raise
@@ -194,7 +194,7 @@ class CodeInterpreterTool:
     async def finish_text(self, run: Run, text: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """(file_path annotations for ``sandbox:/mnt/data/…`` links to files the code wrote, the
         image_file content parts of figures not yet shown in one of the run's messages)."""
-        images = await self.db.transaction(lambda uow: _unshown_images(uow, run.id))
+        images = await self.db.transaction(lambda uow: resources.unshown_images(uow, run.id))
         parts = [{"type": "image_file", "image_file": {"file_id": i}} for i in images]
         session = self.pool.sessions.get(run.thread_id)
         annotations: list[dict[str, Any]] = []
@@ -282,19 +282,6 @@ def partial_code(arguments: str) -> str:
     return "".join(out)
 
 
-def _resource_file_ids(resources: dict[str, Any] | None) -> list[str]:
-    return list(((resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
-
-
-def _run_files(uow: UnitOfWork, run: Run) -> list[StoredFile]:
-    assistant = uow.assistants.get(run.assistant_id)
-    thread = uow.threads.get(run.thread_id)
-    ids = _resource_file_ids(assistant.tool_resources if assistant else None)
-    ids += _resource_file_ids(thread.tool_resources if thread else None)
-    at = now()
-    return [f for f in (uow.files.get(i, at) for i in dict.fromkeys(ids)) if f is not None]
-
-
 def _file_name(file: StoredFile, taken: set[str]) -> str:
     """The file's own name (what the user called it), made safe; the id decides between equals."""
     name = os.path.basename(file.filename.replace("\\", "/")).strip()
@@ -335,24 +322,6 @@ def _read_inside(root: Path, relative: str, max_bytes: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
-
-
-def _unshown_images(uow: UnitOfWork, run_id: str) -> list[str]:
-    images: list[str] = []
-    shown: set[str] = set()
-    for step in uow.run_steps.all_for_run(run_id):
-        if step.type == "message_creation":
-            message = uow.messages.get(step.thread_id, step.step_details["message_creation"]["message_id"])
-            for part in message.content if message is not None else []:
-                if part.get("type") == "image_file":
-                    shown.add(part["image_file"]["file_id"])
-            continue
-        for call in step.step_details.get("tool_calls", []):
-            if call.get("type") == "code_interpreter":
-                for output in (call.get("code_interpreter") or {}).get("outputs") or []:
-                    if output.get("type") == "image":
-                        images.append(output["image"]["file_id"])
-    return [i for i in images if i not in shown]
 
 
 def backend_from_settings(settings: Settings) -> Backend:
@@ -414,7 +383,7 @@ def code_interpreter_from_settings(settings: Settings, db: Database, blobs: Blob
     )
 
     async def threads_alive(thread_ids: list[str]) -> set[str]:
-        return await db.transaction(lambda uow: {t for t in thread_ids if uow.threads.get(t) is not None})
+        return await db.transaction(lambda uow: resources.live_threads(uow, thread_ids))
 
     root = (settings.data_dir / "code-interpreter" / str(os.getpid())).resolve()
     pool = SessionPool(

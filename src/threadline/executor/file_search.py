@@ -16,16 +16,14 @@ from typing import Any
 
 import orjson
 
-from threadline.domain.errors import InvalidRequest
 from threadline.domain.runs import Run
 from threadline.executor.tools import ToolResult
 from threadline.llm.types import EmbeddingModel
 from threadline.retrieval import truncate
-from threadline.services.clock import now
+from threadline.services.runs import resources
 from threadline.services.vector_stores.citations import first_marker_index, marker
 from threadline.services.vector_stores.search import SearchRequest, SearchResult, search
 from threadline.storage.database import Database
-from threadline.storage.uow import UnitOfWork
 
 DEFAULT_MAX_NUM_RESULTS = 20
 MAX_RESULT_TOKENS = 16_000
@@ -65,7 +63,7 @@ class FileSearchTool:
         options = settings.get("ranking_options") or {}
         threshold = float(options.get("score_threshold") or 0.0)
         ranking = {"ranker": options.get("ranker") or "default_2024_08_21", "score_threshold": threshold}
-        store_ids, thread_store_ids = await self.db.transaction(lambda uow: _scope(uow, run))
+        store_ids, thread_store_ids = await self.db.transaction(lambda uow: resources.search_scope(uow, run))
         await self._wait_for_thread_stores(thread_store_ids)
         results = await search(
             self.db,
@@ -94,7 +92,7 @@ class FileSearchTool:
     async def _wait_for_thread_stores(self, store_ids: list[str]) -> None:
         deadline = time.monotonic() + THREAD_STORE_WAIT_S
         while store_ids and time.monotonic() < deadline:
-            busy = await self.db.transaction(lambda uow: _any_in_progress(uow, store_ids))
+            busy = await self.db.transaction(lambda uow: resources.any_ingesting(uow, store_ids))
             if not busy:
                 return
             await asyncio.sleep(_WAIT_POLL_S)
@@ -111,29 +109,6 @@ def _query(arguments: str) -> str:
             return " ".join(str(q) for q in query)
         return str(query or "")
     return str(parsed)
-
-
-def _scope(uow: UnitOfWork, run: Run) -> tuple[list[str], list[str]]:
-    """(every store to search, the thread's stores)."""
-    assistant = uow.assistants.get(run.assistant_id)
-    thread = uow.threads.get(run.thread_id)
-    assistant_ids = _store_ids(assistant.tool_resources if assistant else None)
-    thread_ids = _store_ids(thread.tool_resources if thread else None)
-    store_ids = list(dict.fromkeys(assistant_ids + thread_ids))
-    at = now()
-    for store_id in store_ids:
-        store = uow.vector_stores.get(store_id)
-        if store is not None and store.expired(at):
-            raise InvalidRequest(f"Vector store '{store_id}' has expired")
-    return store_ids, thread_ids
-
-
-def _store_ids(resources: dict[str, Any] | None) -> list[str]:
-    return list(((resources or {}).get("file_search") or {}).get("vector_store_ids") or [])
-
-
-def _any_in_progress(uow: UnitOfWork, store_ids: list[str]) -> bool:
-    return any((s := uow.vector_stores.get(i)) is not None and s.file_counts.in_progress for i in store_ids)
 
 
 def _wire(result: SearchResult) -> dict[str, Any]:
