@@ -103,6 +103,8 @@ class Measured:
     cpu_s: dict[str, float]
     window_s: float
     samples: list[RunSample] = field(default_factory=list)
+    fresh_ms: list[float] = field(default_factory=list)  # FreshConnections' latencies
+    fresh_errors: list[str] = field(default_factory=list)
     server_problems: list[str] = field(default_factory=list)  # WARNING/ERROR lines of its log
 
     @property
@@ -130,6 +132,8 @@ class Measured:
             "ttft_ms": runs.dist([s.first_ms for s in streamed]) if streamed else {},
             "create_to_completed_ms": runs.dist([s.done_ms for s in done]) if done else {},
             "create_to_completed_streamed_ms": runs.dist([s.done_ms for s in streamed]) if streamed else {},
+            "fresh_connection_ms": runs.dist(self.fresh_ms) if self.fresh_ms else {},
+            "fresh_connection_errors": len(self.fresh_errors),
         }
 
 
@@ -229,6 +233,52 @@ class Driver:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+class FreshConnections:
+    """A client that opens a new TCP connection for every request (no keep-alive), at a fixed rate,
+    open loop: GET one seeded thread, ``Connection: close``, timed from connect to the end of the
+    answer. What such a client waits for is mostly the server accepting and first reading its
+    connection while the loop is busy with the mix."""
+
+    def __init__(self, url: str, thread_id: str) -> None:
+        parsed = httpx.URL(url)
+        self.host, self.port = parsed.host, parsed.port or 80
+        self.request = (
+            f"GET /v1/threads/{thread_id} HTTP/1.1\r\nHost: {self.host}\r\n"
+            f"Authorization: Bearer {API_KEY}\r\nOpenAI-Beta: assistants=v2\r\nConnection: close\r\n\r\n"
+        ).encode()
+        self.latencies_ms: list[float] = []
+        self.errors: list[str] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def one(self) -> None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(RUN_TIMEOUT_S):
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                writer.write(self.request)
+                answer = await reader.read()  # to EOF: the server closes after its answer
+                writer.close()
+        except (OSError, TimeoutError) as exc:
+            self.errors.append(type(exc).__name__)
+            return
+        if not answer.startswith(b"HTTP/1.1 200"):
+            self.errors.append(answer[:40].decode(errors="replace"))
+            return
+        self.latencies_ms.append((time.perf_counter() - started) * 1e3)
+
+    async def offer(self, rate: float) -> None:
+        start = time.perf_counter()
+        for i in itertools.count():
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            task = asyncio.create_task(self.one())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=DRAIN_S)
 
 
 # --- CPU ------------------------------------------------------------------------------------------
@@ -369,11 +419,17 @@ async def load(
             if args.warmup:
                 await asyncio.to_thread(run_wrk, args.warmup)
             first = len(driver.samples)
+            thread_id = (ids / "threads.txt").read_text().split()[0]
+            fresh = FreshConnections(target.url, thread_id)
+            probing = asyncio.create_task(fresh.offer(args.fresh_rate)) if args.fresh_rate else None
             with cpu_meter(target.pid, model_pid, backends) as cpu:
                 started = time.perf_counter()
                 record = await asyncio.to_thread(run_wrk, args.duration)
                 window_s = time.perf_counter() - started
             last = len(driver.samples)
+            if probing is not None:
+                probing.cancel()
+            await fresh.drain()
         except BaseException:
             for task in driver.tasks:  # before the client closes under them
                 task.cancel()
@@ -385,7 +441,9 @@ async def load(
         await driver.drain()
     if record["errors_status"] or record["errors_socket"]:
         print(f"  warning: wrk: {record['errors_status']} non-2xx, {record['errors_socket']} socket errors")
-    return Measured(config, record, cpu, window_s, driver.samples[first:last])
+    return Measured(
+        config, record, cpu, window_s, driver.samples[first:last], fresh.latencies_ms, fresh.errors
+    )
 
 
 def measure(
@@ -401,6 +459,7 @@ def measure(
         cmd += ["--data-dir", str(directory / "data"), "--workers", str(config.workers)]
         cmd += ["--upstream-base-url", model_url, "--log-level", "info"]  # info: the start-up lines
         cmd += [] if args.access_log else ["--no-access-log"]
+        cmd += ["--event-loop", args.event_loop]
         if args.run_queue_max is not None:
             cmd += ["--run-queue-max", str(args.run_queue_max)]
             cmd += ["--project-max-active-runs", str(args.run_queue_max)]  # one project: the same bound
@@ -460,6 +519,12 @@ def print_line(m: Measured) -> None:
             f"{_ms(s['create_to_completed_ms'], 'p99')} ms"
         )
     print(line, flush=True)
+    if fresh := s["fresh_connection_ms"]:
+        print(
+            f"    fresh connection per request: p50 {fresh['p50']:.1f} / p99 {fresh['p99']:.1f} / "
+            f"max {fresh['max']:.0f} ms, {s['fresh_connection_errors']} errors",
+            flush=True,
+        )
     print(
         "    CPU % of a core: " + ", ".join(f"{k} {100 * v / m.window_s:.0f}" for k, v in cpu.items()),
         flush=True,
@@ -568,6 +633,15 @@ def main() -> None:
         "--run-queue-max", type=int, help="the server's admission bound (default: its own, 64)"
     )
     parser.add_argument("--access-log", action="store_true", help="keep the server's access log on")
+    parser.add_argument(
+        "--fresh-rate",
+        type=float,
+        default=20,
+        help="requests a second, each on a new connection, during the measured run (default 20; 0: none)",
+    )
+    parser.add_argument(
+        "--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto", help="the server's loop"
+    )
     args = parser.parse_args()
     args.model = f"bench-{args.tokens}-{args.ms_per_token:g}"
     wrk = core.ensure_wrk()

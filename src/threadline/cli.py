@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("threadline")
 
 SETTINGS_JSON_ENV = "THREADLINE_SETTINGS_JSON"
+EVENT_LOOPS = {"auto", "asyncio", "uvloop"}
 
 
 def _common_flags(p: argparse.ArgumentParser) -> None:
@@ -297,6 +298,11 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, help="API processes sharing the port (THREADLINE_WORKERS, default 1)"
     )
     serve.add_argument(
+        "--event-loop",
+        choices=sorted(EVENT_LOOPS),
+        help="the API processes' event loop (THREADLINE_EVENT_LOOP, default auto: uvloop when installed)",
+    )
+    serve.add_argument(
         "--executor",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -415,6 +421,8 @@ def serve(settings: Settings) -> None:
     from threadline.observability.logs import uvicorn_log_config
     from threadline.startup import check, log_summary
 
+    if settings.event_loop not in EVENT_LOOPS:
+        raise ValueError(f"THREADLINE_EVENT_LOOP must be one of {', '.join(sorted(EVENT_LOOPS))}")
     # Migrations, the models file and embeddings are checked before uvicorn starts, so a bad setting
     # is one line from main() instead of a traceback from inside the server's lifespan.
     log_summary(settings, check(settings))
@@ -425,6 +433,7 @@ def serve(settings: Settings) -> None:
         "log_config": uvicorn_log_config(),
         "access_log": False,
         "lifespan": "on",
+        "loop": settings.event_loop,
     }
     own_metrics_dir = None
     if settings.workers > 1 and settings.metrics and not os.environ.get(metrics.MULTIPROC_ENV):

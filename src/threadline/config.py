@@ -60,6 +60,9 @@ class Settings:
     max_poll_holds: int = 1024
     # `threadline worker` on SIGTERM: how long running runs may finish before they are failed.
     worker_grace_s: float = 10.0
+    # The API processes' event loop: uvloop | asyncio | auto (uvloop when installed, as uvicorn
+    # chooses). docs/performance.md ("Accepting connections") has the measurements behind the default.
+    event_loop: str = "auto"
     # auto | memory | database: how run events reach streams (see events/database.py).
     event_bus: str = "auto"
     # Token deltas are coalesced per run: at most one event every event_coalesce_ms, or one per

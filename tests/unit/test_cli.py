@@ -100,3 +100,17 @@ def test_api_process_factory_falls_back_to_env_vars(monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv(cli.SETTINGS_JSON_ENV, raising=False)
     monkeypatch.setenv("THREADLINE_EXECUTOR", "false")
     assert isinstance(cli.api_process_app(), Starlette)
+
+
+def test_event_loop_flag_and_a_bad_value_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert _settings(["serve", "--event-loop", "asyncio"], monkeypatch, {}).event_loop == "asyncio"
+    assert _settings(["serve"], monkeypatch, {}).event_loop == "auto"
+    monkeypatch.setenv("THREADLINE_EVENT_LOOP", "tokio")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["serve", "--data-dir", str(tmp_path)])
+    assert (
+        exit_info.value.code
+        == "threadline: error: THREADLINE_EVENT_LOOP must be one of asyncio, auto, uvloop"
+    )
