@@ -28,7 +28,7 @@ from pathlib import Path
 from threadline.config import Settings
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
 from threadline.domain.projects import DEFAULT_PROJECT_ID
-from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
+from threadline.ingestion.pool import IngestionPool, PoolLimits
 from threadline.retrieval import chunk_text, extract_text, fts5_match_query, tsquery_terms
 from threadline.retrieval.vectors import pack
 from threadline.services.vector_stores.search import SearchRequest, search_in
@@ -106,7 +106,7 @@ def ingest(
             uow.files.insert(StoredFile(file_id, 0, size, "doc.txt", "assistants"))  # type: ignore[attr-defined]
             vsf = VectorStoreFile(file_id, store_id, 0, "in_progress", {"type": "static"})
             uow.vector_stores.put_file(vsf)  # type: ignore[attr-defined]
-            uow.chunks.complete(store_id, file_id, rows, size)  # type: ignore[attr-defined]
+            uow.ingestion_queue.complete(store_id, file_id, rows, size)  # type: ignore[attr-defined]
 
         db.transaction_sync(store, scope=Scope(DEFAULT_PROJECT_ID))
         elapsed += time.perf_counter() - started

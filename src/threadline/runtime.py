@@ -30,9 +30,9 @@ from threadline.events.database import DatabaseBus, build_bus
 from threadline.events.dispatch import NotifyingDispatcher, RunDispatcher
 from threadline.executor.code_interpreter import code_interpreter_from_settings
 from threadline.executor.file_search import FileSearchTool
-from threadline.executor.ingestion import IngestionWorker
 from threadline.executor.scheduler import Executor
 from threadline.executor.tools import ToolRegistry
+from threadline.ingestion.loop import IngestionLoop
 from threadline.llm.embeddings import embedding_model_from_settings
 from threadline.llm.providers import ProviderRouter
 from threadline.llm.types import ChatModel, EmbeddingModel
@@ -57,7 +57,7 @@ class Runtime:
     # Where a queued run goes: the executor itself, or a NOTIFY to the workers.
     dispatch: RunDispatcher
     executor: Executor | None
-    ingestion: IngestionWorker | None
+    ingestion: IngestionLoop | None
     notifications: Notifications | None
 
     def wake_ingestion(self) -> None:
@@ -123,14 +123,14 @@ async def open_runtime(
         if isinstance(bus, DatabaseBus):
             await bus.start()
             stack.push_async_callback(bus.aclose)
-        ingestion: IngestionWorker | None = None
+        ingestion: IngestionLoop | None = None
         if executor is not None:
             await executor.start()
             # A worker gives running runs their grace; an API process stops at once (its runs fail
             # with a clear last_error: a rolling restart moves work to `threadline worker`s).
             grace_s = 0.0 if serve_api else settings.worker_grace_s
             stack.push_async_callback(executor.aclose, grace_s)
-            ingestion = IngestionWorker(
+            ingestion = IngestionLoop(
                 db,
                 blobs,
                 embedder,

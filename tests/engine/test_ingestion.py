@@ -1,6 +1,6 @@
 """Ingestion's failure branches in-process: a scripted extractor (the ``Extractor`` seam the child
-process pool fills in production), real extraction on a thread, and the worker's claims under a
-manual clock (a crashed worker is one whose lease simply runs out)."""
+process pool fills in production), real extraction on a thread, and the ingestion loop's claims under a
+manual clock (a crashed loop is one whose lease simply runs out)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from threadline.blobs import BlobStore, blob_store_from_settings
 from threadline.domain.errors import InvalidFile
 from threadline.domain.files import StoredFile, VectorStore, VectorStoreFile
 from threadline.domain.projects import DEFAULT_PROJECT_ID
-from threadline.executor.ingestion import IngestionWorker
+from threadline.ingestion.loop import IngestionLoop
 from threadline.services import ingestion
 from threadline.storage import tables
 from threadline.storage.database import Database
@@ -138,20 +138,20 @@ async def test_missing_file_bytes_fail_the_file_invalid(tmp_path: Path) -> None:
 
 
 @in_loop
-async def test_the_worker_fails_a_file_that_exceeded_its_max_attempts(tmp_path: Path) -> None:
+async def test_the_loop_fails_a_file_that_exceeded_its_max_attempts(tmp_path: Path) -> None:
     with database(tmp_path, ingestion_max_attempts=2) as db:
         blobs = blob_store_from_settings(db.settings)
         queue_file(db, blobs, "file-poison", "poison.txt", b"kills the parser")
         clock = ManualClock(10_000.0)
-        # Two workers claimed it and died with it: each lease simply ran out.
+        # Two loops claimed it and died with it: each lease simply ran out.
         for attempt in (1, 2):
             assert [job.id for job in claim(db, clock(), 2)] == ["file-poison"], attempt
             clock.advance(ingestion.LEASE_S + 1)
-        worker = IngestionWorker(db, blobs, None, sole_process=False, settings=db.settings, clock=clock)
+        loop = IngestionLoop(db, blobs, None, sole_process=False, settings=db.settings, clock=clock)
         try:
-            worked = await worker._tick()
+            worked = await loop._tick()
         finally:
-            await worker.stop()
+            await loop.stop()
 
         assert worked is False  # nothing claimed: the file failed instead
         failed = vs_file(db, "file-poison")
@@ -164,13 +164,13 @@ async def test_the_worker_fails_a_file_that_exceeded_its_max_attempts(tmp_path: 
 
 
 @in_loop
-async def test_the_worker_leaves_a_live_lease_alone_until_it_runs_out(tmp_path: Path) -> None:
-    """The control for the above: the same worker claims only once the other's lease has expired."""
+async def test_the_loop_leaves_a_live_lease_alone_until_it_runs_out(tmp_path: Path) -> None:
+    """The control for the above: the same loop claims only once the other's lease has expired."""
     with database(tmp_path, ingestion_max_attempts=3) as db:
         blobs = blob_store_from_settings(db.settings)
         queue_file(db, blobs, "file-slow", "slow.txt", b"slow")
         clock = ManualClock(10_000.0)
-        assert len(claim(db, clock(), 3)) == 1  # another worker holds it
+        assert len(claim(db, clock(), 3)) == 1  # another loop holds it
         clock.advance(ingestion.LEASE_S - 1)
         assert claim(db, clock(), 3) == []
         clock.advance(2)

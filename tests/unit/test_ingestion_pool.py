@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.bombs import pptx_bomb, whitespace_free_text
 from threadline.domain.errors import InvalidFile
-from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
+from threadline.ingestion.pool import IngestionPool, PoolLimits
 
 # ~25 MB of ordinary words: a few seconds of BPE, far more than the CPU and wall limits below.
 _SLOW_TEXT = b"alpha beta gamma delta epsilon zeta eta theta " * 550_000

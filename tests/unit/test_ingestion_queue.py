@@ -44,7 +44,7 @@ def _queue_file(uow: UnitOfWork) -> None:
 
 
 def _claim(uow: UnitOfWork, now: float) -> list[VectorStoreFile]:
-    return uow.chunks.claim(now, 10, 4, 2)
+    return uow.ingestion_queue.claim(now, 10, 4, 2)
 
 
 def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> None:
@@ -55,7 +55,7 @@ def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> Non
         claimed = db.transaction_sync(functools.partial(_claim, now=now))
         assert [job.id for job in claimed] == ["file-q"], attempt
         now += 11
-    assert db.transaction_sync(lambda uow: uow.chunks.claim(now, 10, 4, 2)) == []
+    assert db.transaction_sync(lambda uow: uow.ingestion_queue.claim(now, 10, 4, 2)) == []
     vs_file = db.transaction_sync(lambda uow: uow.vector_stores.get_file("vs_q", "file-q"))
     assert vs_file is not None and vs_file.status == "failed"
     assert vs_file.last_error is not None and vs_file.last_error["code"] == "server_error"
@@ -65,6 +65,6 @@ def test_claims_are_counted_and_the_last_one_fails_the_file(db: Database) -> Non
 def test_a_released_claim_does_not_count(db: Database) -> None:
     db.transaction_sync(_queue_file, scope=Scope(DEFAULT_PROJECT_ID))
     for _ in range(5):
-        claimed = db.transaction_sync(lambda uow: uow.chunks.claim(1000.0, 10, 4, 2))
+        claimed = db.transaction_sync(lambda uow: uow.ingestion_queue.claim(1000.0, 10, 4, 2))
         assert [job.id for job in claimed] == ["file-q"]
-        db.transaction_sync(lambda uow: uow.chunks.release("vs_q", "file-q"))
+        db.transaction_sync(lambda uow: uow.ingestion_queue.release("vs_q", "file-q"))

@@ -1,10 +1,10 @@
-"""The ingestion worker: indexes vector-store files in the background, never in a request.
+"""The ingestion loop: indexes vector-store files in the background, never in a request.
 
 It wakes when the API says new files are queued (``notify``, after the commit) and polls as a
 fallback (another process may have queued them). Each claimed file holds a lease that a heartbeat
-renews; a worker that dies lets its lease run out, and the file is picked up again, at most
+renews; a loop that dies (with its process) lets its lease run out, and the file is picked up again, at most
 ``ingestion_max_attempts`` times (then it fails: a file that kills the process cannot crash-loop it).
-The parsing itself happens in the child processes of ``ingestion_pool.py``. On SQLite with
+The parsing itself happens in the child processes of ``pool.py``. On SQLite with
 one API process, leases left by a previous process are void at start-up. Expired files are swept on
 idle ticks.
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from threadline.blobs import BlobStore
 from threadline.config import Settings
 from threadline.domain.files import VectorStoreFile
-from threadline.executor.ingestion_pool import IngestionPool, PoolLimits
+from threadline.ingestion.pool import IngestionPool, PoolLimits
 from threadline.llm.types import EmbeddingModel
 from threadline.services import files as files_service
 from threadline.services import ingestion
@@ -33,7 +33,7 @@ SWEEP_INTERVAL_S = 60.0
 _CLAIM_BATCH = 4
 
 
-class IngestionWorker:
+class IngestionLoop:
     def __init__(
         self,
         db: Database,
@@ -47,7 +47,7 @@ class IngestionWorker:
         settings = settings or Settings()
         self._clock = clock  # wall-clock Unix seconds for leases (tests pass a controllable clock)
         self.max_attempts = settings.ingestion_max_attempts
-        # Files are parsed in child processes with hard limits (see ingestion_pool.py).
+        # Files are parsed in child processes with hard limits (see pool.py).
         self.pool = IngestionPool(
             PoolLimits(
                 processes=settings.ingestion_processes,
@@ -71,7 +71,7 @@ class IngestionWorker:
 
     async def start(self) -> None:
         if self.db.dialect == "sqlite" and self.sole_process:
-            await self.db.transaction(lambda uow: uow.chunks.release_all_leases())
+            await ingestion.release_all_leases(self.db)
         self._task = asyncio.create_task(self._run(), name="threadline-ingestion")
 
     async def stop(self) -> None:
@@ -89,7 +89,7 @@ class IngestionWorker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                # A database hiccup must not kill the worker; the files stay queued.
+                # A database hiccup must not kill the loop; the files stay queued.
                 log.exception("ingestion tick failed")
                 worked = False
             if not worked:

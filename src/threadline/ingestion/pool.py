@@ -102,7 +102,7 @@ class _Child:
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
         code = (
-            "from threadline.executor.ingestion_pool import child_main; "
+            "from threadline.ingestion.pool import child_main; "
             f"child_main({fd}, {limits.memory_bytes}, {limits.cpu_s}, {limits.max_tokens})"
         )
         try:
@@ -158,6 +158,7 @@ class _Child:
             else f"exit code {exitcode}"
         )
         # The tokenizer's Rust code aborts (SIGABRT) when an allocation fails at the address-space limit.
+        # "Ingestion worker" here is the child process: the wording reaches clients in last_error.
         return InvalidFile(
             f"Processing the file crashed the ingestion worker ({how}), most likely at the ingestion "
             f"memory limit ({self.limits.memory_bytes // (1024 * 1024)} MiB)."

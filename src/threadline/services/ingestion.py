@@ -24,12 +24,12 @@ from threadline.storage.uow import UnitOfWork
 
 log = logging.getLogger("threadline.ingestion")
 
-# How long a claimed file stays leased to a worker; a live worker renews it (``renew``) well before.
+# How long a claimed file stays leased to an ingestion loop; a live loop renews it (``renew``) well before.
 LEASE_S = 60.0
 
 
 class Extractor(Protocol):
-    """Text extraction and chunking somewhere the file cannot hurt the caller (executor's pool):
+    """Text extraction and chunking somewhere the file cannot hurt the caller (ingestion/pool.py):
     returns the text's UTF-8 size and its chunks as (index, text, start_char)."""
 
     async def extract(
@@ -38,13 +38,13 @@ class Extractor(Protocol):
 
 
 def queue_depth(uow: UnitOfWork) -> int:
-    return uow.chunks.queue_depth()
+    return uow.ingestion_queue.queue_depth()
 
 
 def claim(
     uow: UnitOfWork, now_s: float, limit: int, max_attempts: int | None = None
 ) -> list[VectorStoreFile]:
-    return uow.chunks.claim(now_s, LEASE_S, limit, max_attempts)
+    return uow.ingestion_queue.claim(now_s, LEASE_S, limit, max_attempts)
 
 
 async def index_file(
@@ -121,7 +121,7 @@ async def _index(
         NewChunk(index, text, start, e) for (index, text, start), e in zip(chunks, embeddings, strict=True)
     ]
     done = await db.transaction(
-        lambda uow: uow.chunks.complete(job.vector_store_id, job.id, rows, usage_bytes), offload=True
+        lambda uow: uow.ingestion_queue.complete(job.vector_store_id, job.id, rows, usage_bytes), offload=True
     )
     if not done:
         log.info("%s in %s was cancelled or removed while indexing", job.id, job.vector_store_id)
@@ -132,7 +132,7 @@ async def _index(
 def _extract_and_chunk(
     data: bytes, filename: str, max_tokens: int, overlap: int
 ) -> tuple[int, list[tuple[int, str, int]]]:
-    # CPU-bound (PDF parsing, BPE): runs on a worker thread, off the event loop.
+    # CPU-bound (PDF parsing, BPE): runs on a thread of asyncio's pool, off the event loop.
     text = extract_text(data, filename)
     return len(text.encode()), [
         (c.index, c.text, c.start_char) for c in chunk_text(text, max_tokens, overlap)
@@ -140,7 +140,7 @@ def _extract_and_chunk(
 
 
 async def _fail(db: Database, job: VectorStoreFile, code: str, message: str, started: float) -> None:
-    await db.transaction(lambda uow: uow.chunks.fail(job.vector_store_id, job.id, code, message))
+    await db.transaction(lambda uow: uow.ingestion_queue.fail(job.vector_store_id, job.id, code, message))
     duration_ms = round((time.monotonic() - started) * 1000, 1)
     INGESTION_FILES.labels("failed").inc()
     INGESTION_FAILURES.labels(code).inc()
@@ -162,8 +162,14 @@ async def _fail(db: Database, job: VectorStoreFile, code: str, message: str, sta
 
 
 async def renew(db: Database, job: VectorStoreFile, until_s: float) -> None:
-    await db.transaction(lambda uow: uow.chunks.renew(job.vector_store_id, job.id, until_s))
+    await db.transaction(lambda uow: uow.ingestion_queue.renew(job.vector_store_id, job.id, until_s))
 
 
 async def release(db: Database, job: VectorStoreFile) -> None:
-    await db.transaction(lambda uow: uow.chunks.release(job.vector_store_id, job.id))
+    await db.transaction(lambda uow: uow.ingestion_queue.release(job.vector_store_id, job.id))
+
+
+async def release_all_leases(db: Database) -> None:
+    """Void every ingestion lease: only for the sole process of a SQLite database, at its start,
+    when any lease left was a previous process's."""
+    await db.transaction(lambda uow: uow.ingestion_queue.release_all_leases())

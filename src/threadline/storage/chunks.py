@@ -1,10 +1,6 @@
-"""Chunks, their keyword index (SQLite FTS5 / PostgreSQL ``search_vector`` tsvector) and the
-ingestion queue.
-
-The ingestion queue is the ``vector_store_files`` rows in ``in_progress``: a worker claims some with a
-lease (``SKIP LOCKED`` on PostgreSQL), indexes them, and completes or fails each in one transaction.
-A worker that dies leaves a lease that simply runs out, so another worker (or the restarted process)
-picks the file up again: nothing stays ``in_progress`` for ever.
+"""Chunks and their keyword index (SQLite FTS5 / PostgreSQL ``search_vector`` tsvector): the search
+reads and the write of a file's chunks. The queue of files waiting to be indexed is
+``storage/ingestion_queue.py``.
 """
 
 from __future__ import annotations
@@ -16,12 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from threadline.domain.files import VectorStoreFile
 from threadline.storage import pg_vectors, sqlite_vectors, tables
 from threadline.storage.scope import Ownership
 
 ch = tables.chunks
-vsf = tables.vector_store_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +59,7 @@ _POSTGRES_SEARCH = sa.text(
 
 
 class ChunkRepository:
-    """Search reads the stores the scope owns (storage/scope.py); the ingestion queue is the engine's
-    bookkeeping across projects."""
+    """Reads and writes the chunks of the stores the scope owns (storage/scope.py)."""
 
     def __init__(self, conn: Connection, owner: Ownership) -> None:
         self.conn = conn
@@ -143,113 +136,13 @@ class ChunkRepository:
                 end = start + len(text)
         return "".join(parts)
 
-    # --- ingestion queue ---------------------------------------------------------------------------
-    def queue_depth(self) -> int:
-        """Files waiting for or in indexing (the ingestion metric)."""
-        self.owner.require_bookkeeping()
-        query = sa.select(sa.func.count()).select_from(vsf).where(vsf.c.status == "in_progress")
-        return int(self.conn.execute(query).scalar_one())
-
-    def claim(
-        self, now_s: float, lease_s: float, limit: int, max_attempts: int | None = None
-    ) -> list[VectorStoreFile]:
-        """Lease up to ``limit`` in-progress files nobody holds (or whose holder's lease ran out).
-
-        Each claim counts an attempt. A file already claimed ``max_attempts`` times whose lease ran
-        out killed (or outlived) every process that tried it: it is failed here rather than claimed
-        again, so a poison file cannot crash-loop the server."""
-        self.owner.require_bookkeeping()
-        query = (
-            sa.select(vsf)
-            .where(
-                vsf.c.status == "in_progress",
-                sa.or_(vsf.c.lease_expires_at.is_(None), vsf.c.lease_expires_at < now_s),
-            )
-            .order_by(vsf.c.created_at)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = self.conn.execute(query).all()
-        claimed: list[VectorStoreFile] = []
-        for row in rows:
-            where = (vsf.c.vector_store_id == row.vector_store_id, vsf.c.id == row.id)
-            if max_attempts is not None and row.attempts >= max_attempts:
-                message = (
-                    f"Ingestion crashed the worker {row.attempts} times while processing this file; "
-                    "it was not retried again."
-                )
-                self.conn.execute(
-                    vsf.update()
-                    .where(*where)
-                    .values(
-                        status="failed",
-                        last_error={"code": "server_error", "message": message},
-                        lease_expires_at=None,
-                    )
-                )
-                continue
-            self.conn.execute(
-                vsf.update().where(*where).values(lease_expires_at=now_s + lease_s, attempts=row.attempts + 1)
-            )
-            claimed.append(
-                VectorStoreFile(
-                    id=row.id,
-                    vector_store_id=row.vector_store_id,
-                    created_at=row.created_at,
-                    status=row.status,
-                    chunking_strategy=row.chunking_strategy,
-                    attributes=row.attributes,
-                    batch_id=row.batch_id,
-                )
-            )
-        return claimed
-
-    def release(self, vector_store_id: str, file_id: str) -> None:
-        """Hand a claimed file back unfinished (clean shutdown): the claim does not count."""
+    def replace(self, vector_store_id: str, file_id: str, chunks: list[NewChunk]) -> None:
+        """Make ``chunks`` the file's chunks (and their embeddings the vector index's rows); the
+        ingestion queue calls this when it completes the file, in the same transaction."""
         self.owner.vector_store(vector_store_id)
-        self.conn.execute(
-            vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(
-                lease_expires_at=None, attempts=sa.case((vsf.c.attempts > 0, vsf.c.attempts - 1), else_=0)
-            )
-        )
-
-    def renew(self, vector_store_id: str, file_id: str, until_s: float | None) -> None:
-        """Extend (or with None, give up) a lease on a file still in progress."""
-        self.owner.vector_store(vector_store_id)
-        self.conn.execute(
-            vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(lease_expires_at=until_s)
-        )
-
-    def release_all_leases(self) -> None:
-        """On start-up of the only worker (SQLite): leases of a previous process are void."""
-        self.owner.require_bookkeeping()
-        self.conn.execute(vsf.update().where(vsf.c.status == "in_progress").values(lease_expires_at=None))
-
-    def complete(self, vector_store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int) -> bool:
-        """Store the chunks and mark the file completed, unless it was cancelled or removed meanwhile
-        (then nothing is written and False is returned)."""
-        self.owner.vector_store(vector_store_id)
-        result = self.conn.execute(
-            vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(status="completed", usage_bytes=usage_bytes, lease_expires_at=None)
-        )
-        if result.rowcount == 0:
-            return False
         self.conn.execute(ch.delete().where(ch.c.vector_store_id == vector_store_id, ch.c.file_id == file_id))
         if not chunks:
-            return True
+            return
         indexed = self._has_vector_index
         self.conn.execute(
             ch.insert(),
@@ -281,14 +174,3 @@ class ChunkRepository:
                     if c.embedding is not None
                 ],
             )
-        return True
-
-    def fail(self, vector_store_id: str, file_id: str, code: str, message: str) -> None:
-        self.owner.vector_store(vector_store_id)
-        self.conn.execute(
-            vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(status="failed", last_error={"code": code, "message": message}, lease_expires_at=None)
-        )

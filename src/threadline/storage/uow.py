@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from threadline.storage.assistants import AssistantRepository
 from threadline.storage.chunks import ChunkRepository
 from threadline.storage.files import FileRepository
+from threadline.storage.ingestion_queue import IngestionQueueRepository
 from threadline.storage.keys import KeyRepository
 from threadline.storage.messages import MessageRepository
 from threadline.storage.request_counts import RequestCountRepository
@@ -69,6 +70,11 @@ class UnitOfWork:
     @cached_property
     def chunks(self) -> ChunkRepository:
         return ChunkRepository(self.conn, self.owner)
+
+    @cached_property
+    def ingestion_queue(self) -> IngestionQueueRepository:
+        """The files waiting to be indexed, across projects (the ingestion loop's bookkeeping)."""
+        return IngestionQueueRepository(self.conn, self.owner, self.chunks)
 
     @cached_property
     def keys(self) -> KeyRepository:
