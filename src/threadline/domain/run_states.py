@@ -40,11 +40,38 @@ LEASED_RUN_STATUSES = (RunStatus.IN_PROGRESS, RunStatus.CANCELLING)
 # Where a run waits for someone else: a poll or a stream stops here.
 STOPPED_RUN_STATUSES = (RunStatus.REQUIRES_ACTION, *TERMINAL_RUN_STATUSES)
 
+
+class StepStatus(StrEnum):
+    """A run step's ``status`` on the wire."""
+
+    IN_PROGRESS = "in_progress"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+class MessageStatus(StrEnum):
+    """A message's ``status`` on the wire (a user's message is created ``completed``)."""
+
+    IN_PROGRESS = "in_progress"
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+
+
+# The timestamp field each ended step status sets.
+STEP_END_TIMESTAMP = {
+    StepStatus.COMPLETED: "completed_at",
+    StepStatus.CANCELLED: "cancelled_at",
+    StepStatus.FAILED: "failed_at",
+    StepStatus.EXPIRED: "expired_at",
+}
+
 # What an unfinished step / message becomes when its run ends without completing it.
 STEP_STATUS_FOR_RUN_END = {
-    RunStatus.CANCELLED: "cancelled",
-    RunStatus.FAILED: "failed",
-    RunStatus.EXPIRED: "expired",
+    RunStatus.CANCELLED: StepStatus.CANCELLED,
+    RunStatus.FAILED: StepStatus.FAILED,
+    RunStatus.EXPIRED: StepStatus.EXPIRED,
 }
 MESSAGE_REASON_FOR_RUN_END = {
     RunStatus.CANCELLED: "run_cancelled",

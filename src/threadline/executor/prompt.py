@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from threadline.domain.run_states import StepStatus
 from threadline.domain.runs import Run, RunStep
 from threadline.domain.threads import Message
 from threadline.executor.tools import ToolRegistry
@@ -156,7 +157,7 @@ def build_prompt(
                 own.append(_chat_message(message, images))
         else:
             exchange = _tool_exchange(step, registry, earlier)
-            if step.status == "completed":
+            if step.status == StepStatus.COMPLETED:
                 own.extend(exchange)
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     fixed = sum(_tokens(m) for m in system + own)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent
-from threadline.domain.run_states import RunStatus
+from threadline.domain.run_states import STOPPED_RUN_STATUSES, RunStatus
 from threadline.domain.runs import Run
 from threadline.observability.logs import fields
 from threadline.observability.metrics import ACTIVE_RUNS, RUN_DURATION, RUN_TTFT, RUNS, TOKENS
@@ -22,7 +22,7 @@ from threadline.observability.metrics import ACTIVE_RUNS, RUN_DURATION, RUN_TTFT
 log = logging.getLogger("threadline.runs")
 
 # Statuses at which an executor lets go of a run.
-STOPPED = frozenset({"requires_action", "completed", "failed", "cancelled", "expired", "incomplete"})
+STOPPED = frozenset(STOPPED_RUN_STATUSES)
 
 
 @dataclass(slots=True)

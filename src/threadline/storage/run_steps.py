@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from threadline.domain.run_states import StepStatus
 from threadline.domain.runs import RunStep
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
@@ -62,5 +63,7 @@ class RunStepRepository:
 
     def in_progress_for_run(self, run_id: str) -> builtins.list[RunStep]:
         self.owner.run(run_id)
-        query = sa.select(s).where(s.c.run_id == run_id, s.c.status == "in_progress").order_by(s.c.id)
+        query = (
+            sa.select(s).where(s.c.run_id == run_id, s.c.status == StepStatus.IN_PROGRESS).order_by(s.c.id)
+        )
         return [_step(row) for row in self.conn.execute(query).all()]

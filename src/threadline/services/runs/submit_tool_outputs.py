@@ -6,7 +6,7 @@ from typing import Any
 
 from threadline.domain.errors import InvalidParameter, RunStateConflict
 from threadline.domain.events import RunChanged, RunEvent, StepChanged
-from threadline.domain.run_states import RunStatus
+from threadline.domain.run_states import RunStatus, StepStatus
 from threadline.domain.runs import Run
 from threadline.schemas.runs import ToolOutputsSubmit
 from threadline.services.clock import now
@@ -67,7 +67,7 @@ def submit(
         for call in calls:
             if call.get("type") == "function" and call["id"] in outputs:
                 call["function"]["output"] = outputs[call["id"]]
-        step.status, step.completed_at = "completed", now()
+        step.status, step.completed_at = StepStatus.COMPLETED, now()
         uow.run_steps.update(step)
         events.append(StepChanged("completed", step))
     run.status = RunStatus.QUEUED

@@ -16,8 +16,11 @@ from threadline.domain.run_states import (
     LEASED_RUN_STATUSES,
     MESSAGE_REASON_FOR_RUN_END,
     RUN_END_TIMESTAMP,
+    STEP_END_TIMESTAMP,
     STEP_STATUS_FOR_RUN_END,
+    MessageStatus,
     RunStatus,
+    StepStatus,
     is_terminal,
 )
 from threadline.domain.runs import Run, RunStep
@@ -83,7 +86,7 @@ def _new_step(run: Run, kind: str, details: dict[str, Any]) -> RunStep:
         assistant_id=run.assistant_id,
         created_at=now(),
         type=kind,
-        status="in_progress",
+        status=StepStatus.IN_PROGRESS,
         step_details=details,
     )
 
@@ -105,7 +108,7 @@ def open_message(uow: UnitOfWork, run: Run) -> tuple[Message, RunStep, list[RunE
         metadata={},
         assistant_id=run.assistant_id,
         run_id=run.id,
-        status="in_progress",
+        status=MessageStatus.IN_PROGRESS,
     )
     step = _new_step(
         run, "message_creation", {"type": "message_creation", "message_creation": {"message_id": message.id}}
@@ -143,7 +146,7 @@ def finish_message(
     Server tools may add annotations (code_interpreter's file_path) and content parts after the text
     (its image_file figures; the text stays part 0, as streamed)."""
     step = uow.run_steps.get(run_id, step_id)
-    if step is None or step.status != "in_progress":
+    if step is None or step.status != StepStatus.IN_PROGRESS:
         return []
     message = uow.messages.get(step.thread_id, step.step_details["message_creation"]["message_id"])
     events: list[RunEvent] = []
@@ -158,13 +161,13 @@ def finish_message(
                 message.content[0]["text"]["annotations"] = sorted(merged, key=lambda a: a["start_index"])
         message.content += extra_parts or []
         if incomplete:
-            message.status, message.incomplete_at = "incomplete", stamp
+            message.status, message.incomplete_at = MessageStatus.INCOMPLETE, stamp
             message.incomplete_details = {"reason": "max_tokens"}
         else:
-            message.status, message.completed_at = "completed", stamp
+            message.status, message.completed_at = MessageStatus.COMPLETED, stamp
         uow.messages.update(message)
         events.append(MessageChanged(message.status, message))
-    step.status, step.completed_at, step.usage = "completed", stamp, usage
+    step.status, step.completed_at, step.usage = StepStatus.COMPLETED, stamp, usage
     uow.run_steps.update(step)
     events.append(StepChanged("completed", step))
     return events
@@ -189,7 +192,7 @@ def record_tool_calls(
     if not complete:
         uow.run_steps.update(step)
         return []
-    step.status, step.completed_at = "completed", now()
+    step.status, step.completed_at = StepStatus.COMPLETED, now()
     uow.run_steps.update(step)
     return [StepChanged("completed", step)]
 
@@ -252,7 +255,7 @@ def checkpoint_message(uow: UnitOfWork, thread_id: str, message_id: str, text: s
     """Save the text an in-progress message has streamed so far, so that a crash keeps it (the run's
     recovery ends the message ``incomplete`` with this text). No event: clients saw the deltas."""
     message = uow.messages.get(thread_id, message_id)
-    if message is not None and message.status == "in_progress":
+    if message is not None and message.status == MessageStatus.IN_PROGRESS:
         message.content = text_content(text) if text else []
         uow.messages.update(message)
 
@@ -264,28 +267,25 @@ def _close_steps(
     last_error: dict[str, Any] | None,
     partial_text: dict[str, str],
 ) -> list[RunEvent]:
-    step_status = STEP_STATUS_FOR_RUN_END.get(status, "completed")
+    step_status = STEP_STATUS_FOR_RUN_END.get(status, StepStatus.COMPLETED)
     reason = MESSAGE_REASON_FOR_RUN_END.get(status, "run_failed")
     stamp = now()
     events: list[RunEvent] = []
     for step in uow.run_steps.in_progress_for_run(run.id):
         if step.type == "message_creation":
             message = uow.messages.get(run.thread_id, step.step_details["message_creation"]["message_id"])
-            if message is not None and message.status == "in_progress":
+            if message is not None and message.status == MessageStatus.IN_PROGRESS:
                 # Without the executor's own copy (it died), the last checkpoint stays.
                 text = partial_text.get(message.id)
                 if text is not None:
                     message.content = text_content(text) if text else []
-                message.status, message.incomplete_at = "incomplete", stamp
+                message.status, message.incomplete_at = MessageStatus.INCOMPLETE, stamp
                 message.incomplete_details = {"reason": reason}
                 uow.messages.update(message)
                 events.append(MessageChanged("incomplete", message))
         step.status = step_status
-        stamp_field = {"cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}.get(
-            step_status, "completed_at"
-        )
-        setattr(step, stamp_field, stamp)
-        if step_status == "failed":
+        setattr(step, STEP_END_TIMESTAMP[step_status], stamp)
+        if step_status == StepStatus.FAILED:
             step.last_error = last_error
         uow.run_steps.update(step)
         events.append(StepChanged(step_status, step))
