@@ -4,7 +4,9 @@ manual clock (a crashed loop is one whose lease simply runs out)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
+import logging
 from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.support.engine import database, in_loop
+from tests.support.engine import WAIT_S, database, in_loop
 from tests.support.scripted_model import ManualClock
 from threadline.blobs import BlobStore, blob_store_from_settings
 from threadline.domain.errors import InvalidFile
@@ -69,8 +71,24 @@ def chunk_count(db: Database, file_id: str) -> int:
     return int(db.transaction_sync(lambda uow: uow.conn.execute(query).scalar_one()))
 
 
-def claim(db: Database, now_s: float, max_attempts: int | None = None) -> list[VectorStoreFile]:
-    return db.transaction_sync(partial(ingestion.claim, now_s=now_s, limit=4, max_attempts=max_attempts))
+OWNER = "loop-a"
+
+
+def claim(
+    db: Database, now_s: float, max_attempts: int | None = None, owner: str = OWNER
+) -> list[VectorStoreFile]:
+    """A claim by the ingestion loop named ``owner``."""
+    return db.transaction_sync(
+        partial(ingestion.claim, owner=owner, now_s=now_s, limit=4, max_attempts=max_attempts)
+    )
+
+
+def lease(db: Database, file_id: str) -> tuple[str | None, float | None]:
+    """The file's lease: (owner, expiry)."""
+    vsf = tables.vector_store_files
+    query = sa.select(vsf.c.lease_owner, vsf.c.lease_expires_at).where(vsf.c.id == file_id)
+    owner, expires = db.transaction_sync(lambda uow: uow.conn.execute(query).one())
+    return owner, expires
 
 
 @in_loop
@@ -81,7 +99,7 @@ async def test_extraction_failure_fails_the_file_with_the_extractors_code(tmp_pa
         [job] = claim(db, 1000.0)
         extractor = ScriptedExtractor(error=InvalidFile("The PDF is encrypted."))
 
-        await ingestion.index_file(db, blobs, None, job, extractor)
+        await ingestion.index_file(db, blobs, None, job, OWNER, extractor)
 
         assert extractor.calls == 1
         failed = vs_file(db, "file-bad")
@@ -98,7 +116,7 @@ async def test_extraction_of_an_unsupported_file_fails_it_unsupported(tmp_path: 
         queue_file(db, blobs, "file-bin", "tool.exe", b"MZ\x90\x00\x03\x00\x00\x00\x04")
         [job] = claim(db, 1000.0)
 
-        await ingestion.index_file(db, blobs, None, job)
+        await ingestion.index_file(db, blobs, None, job, OWNER)
 
         failed = vs_file(db, "file-bin")
         assert failed.status == "failed"
@@ -112,7 +130,7 @@ async def test_an_unexpected_extractor_crash_fails_the_file_as_server_error(tmp_
         queue_file(db, blobs, "file-boom", "boom.txt", b"text")
         [job] = claim(db, 1000.0)
 
-        await ingestion.index_file(db, blobs, None, job, ScriptedExtractor(error=RuntimeError("boom")))
+        await ingestion.index_file(db, blobs, None, job, OWNER, ScriptedExtractor(error=RuntimeError("boom")))
 
         failed = vs_file(db, "file-boom")
         assert failed.status == "failed"
@@ -130,7 +148,7 @@ async def test_missing_file_bytes_fail_the_file_invalid(tmp_path: Path) -> None:
         blobs.delete("file-gone")
         [job] = claim(db, 1000.0)
 
-        await ingestion.index_file(db, blobs, None, job, ScriptedExtractor("unused"))
+        await ingestion.index_file(db, blobs, None, job, OWNER, ScriptedExtractor("unused"))
 
         failed = vs_file(db, "file-gone")
         assert failed.status == "failed"
@@ -178,45 +196,127 @@ async def test_the_loop_leaves_a_live_lease_alone_until_it_runs_out(tmp_path: Pa
 
 
 @in_loop
-async def test_a_worker_that_lost_its_lease_still_completes_the_file_once(tmp_path: Path) -> None:
-    """Worker A's lease runs out mid-file (it stalled); B claims the file again. Leases have no
-    owner, so A is not told: A completes it, and B's later completion finds it no longer in
-    progress and writes nothing (the "cancelled or removed" branch). One set of chunks remains."""
+async def test_a_stale_loop_cannot_complete_a_file_another_loop_claimed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Loop A's lease runs out mid-file (it stalled); B claims the file again. A's completion finds
+    the lease in B's name and writes nothing; B indexes the file, once, with its own chunks."""
     with database(tmp_path) as db:
         blobs = blob_store_from_settings(db.settings)
         queue_file(db, blobs, "file-race", "race.txt", b"some text")
         clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock())
+        [job_a] = claim(db, clock(), owner="loop-a")
         clock.advance(ingestion.LEASE_S + 1)
-        [job_b] = claim(db, clock())  # A's lease is gone: B takes the file
+        [job_b] = claim(db, clock(), owner="loop-b")  # A's lease is gone: B takes the file
+        assert lease(db, "file-race")[0] == "loop-b"
 
-        await ingestion.index_file(db, blobs, None, job_a, ScriptedExtractor("from A"))
+        with caplog.at_level(logging.INFO, "threadline.ingestion"):
+            await ingestion.index_file(db, blobs, None, job_a, "loop-a", ScriptedExtractor("from A"))
+        assert vs_file(db, "file-race").status == "in_progress"  # A's result was dropped
+        [dropped] = [r for r in caplog.records if "claimed by another ingestion loop" in r.getMessage()]
+        assert dropped.levelno == logging.INFO
+        assert chunk_count(db, "file-race") == 0
+        assert lease(db, "file-race")[0] == "loop-b"
+
+        await ingestion.index_file(db, blobs, None, job_b, "loop-b", ScriptedExtractor("from B"))
+        done = vs_file(db, "file-race")
+        assert done.status == "completed" and done.last_error is None
+        assert chunk_count(db, "file-race") == 1
+        document = db.transaction_sync(lambda uow: uow.chunks.document(STORE, "file-race"))
+        assert document == "from B"
+        assert lease(db, "file-race") == (None, None)
+
+
+@in_loop
+async def test_a_stale_loop_cannot_fail_a_file_another_loop_claimed(tmp_path: Path) -> None:
+    """The failing branch of the same race: A's error is dropped, B's chunks stand."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-race", "race.txt", b"some text")
+        clock = ManualClock(10_000.0)
+        [job_a] = claim(db, clock(), owner="loop-a")
+        clock.advance(ingestion.LEASE_S + 1)
+        [job_b] = claim(db, clock(), owner="loop-b")
+
+        stale = ScriptedExtractor(error=InvalidFile("A's parser gave up."))
+        await ingestion.index_file(db, blobs, None, job_a, "loop-a", stale)
+        assert vs_file(db, "file-race").status == "in_progress"
+
+        await ingestion.index_file(db, blobs, None, job_b, "loop-b", ScriptedExtractor("from B"))
         done = vs_file(db, "file-race")
         assert done.status == "completed" and done.last_error is None
         assert chunk_count(db, "file-race") == 1
 
-        await ingestion.index_file(db, blobs, None, job_b, ScriptedExtractor("from B"))
-        after = vs_file(db, "file-race")
-        assert after.status == "completed" and after.last_error is None
-        assert chunk_count(db, "file-race") == 1
-        document = db.transaction_sync(lambda uow: uow.chunks.document(STORE, "file-race"))
-        assert document == "from A"
-
 
 @in_loop
-async def test_a_stale_worker_renewing_extends_the_new_holders_lease(tmp_path: Path) -> None:
-    """What the ownerless lease means for the heartbeat: A, which lost the file to B, renews the
-    lease B now holds (``renew`` matches the file, not the holder), so B's lease is A's to keep alive."""
+async def test_a_stale_loop_cannot_renew_the_new_holders_lease(tmp_path: Path) -> None:
+    """A, which lost the file to B, renews in vain: B's lease stays B's and expires when B's does,
+    so a stalled A cannot keep a file B abandoned alive; B renews its own."""
     with database(tmp_path) as db:
         blobs = blob_store_from_settings(db.settings)
         queue_file(db, blobs, "file-held", "held.txt", b"text")
         clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock())
+        [job_a] = claim(db, clock(), owner="loop-a")
         clock.advance(ingestion.LEASE_S + 1)
-        assert len(claim(db, clock())) == 1  # B
-        await ingestion.renew(db, job_a, clock() + 1000)
-        query = sa.select(tables.vector_store_files.c.lease_expires_at).where(
-            tables.vector_store_files.c.id == "file-held"
-        )
-        lease = db.transaction_sync(lambda uow: uow.conn.execute(query).scalar_one())
-        assert lease == pytest.approx(clock() + 1000)
+        [job_b] = claim(db, clock(), owner="loop-b")
+        b_until = clock() + ingestion.LEASE_S
+
+        assert await ingestion.renew(db, job_a, "loop-a", clock() + 1000) is False
+        assert lease(db, "file-held") == ("loop-b", b_until)
+
+        assert await ingestion.renew(db, job_b, "loop-b", clock() + 1000) is True
+        assert lease(db, "file-held") == ("loop-b", clock() + 1000)
+
+
+@in_loop
+async def test_a_loop_past_its_lease_still_completes_a_file_nobody_reclaimed(tmp_path: Path) -> None:
+    """Only another claim takes a file away: a lease that ran out with no one claiming after it is
+    still the loop's, which completes the file."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-late", "late.txt", b"text")
+        clock = ManualClock(10_000.0)
+        [job] = claim(db, clock())
+        clock.advance(ingestion.LEASE_S + 1)
+
+        await ingestion.index_file(db, blobs, None, job, OWNER, ScriptedExtractor("late but alone"))
+
+        assert vs_file(db, "file-late").status == "completed"
+        assert chunk_count(db, "file-late") == 1
+
+
+@in_loop
+async def test_the_loops_heartbeat_stops_once_another_loop_holds_the_file(tmp_path: Path) -> None:
+    """The heartbeat of a loop that lost its file returns instead of renewing for ever."""
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-hb", "hb.txt", b"text")
+        clock = ManualClock(10_000.0)
+        loop = IngestionLoop(db, blobs, None, sole_process=False, settings=db.settings, clock=clock)
+        try:
+            [job] = claim(db, clock(), owner=loop.owner)
+            clock.advance(ingestion.LEASE_S + 1)
+            claim(db, clock(), owner="loop-b")
+            loop.heartbeat_s = 0.0  # renew at once; the manual clock decides what the lease says
+            await asyncio.wait_for(loop._heartbeat(job), WAIT_S)
+        finally:
+            await loop.stop()
+        assert lease(db, "file-hb")[0] == "loop-b"
+
+
+@in_loop
+async def test_a_clean_shutdown_releases_only_its_own_leases(tmp_path: Path) -> None:
+    with database(tmp_path) as db:
+        blobs = blob_store_from_settings(db.settings)
+        queue_file(db, blobs, "file-rel", "rel.txt", b"text")
+        clock = ManualClock(10_000.0)
+        [job_a] = claim(db, clock(), owner="loop-a")
+        clock.advance(ingestion.LEASE_S + 1)
+        claim(db, clock(), owner="loop-b")
+
+        await ingestion.release(db, job_a, "loop-a")
+        assert lease(db, "file-rel") == ("loop-b", clock() + ingestion.LEASE_S)
+
+        await ingestion.release(db, job_a, "loop-b")
+        assert lease(db, "file-rel") == (None, None)
+        assert [job.id for job in claim(db, clock(), owner="loop-c")] == ["file-rel"]

@@ -87,7 +87,7 @@ def _add_file(db: Database, store_id: str, file_id: str, vectors: list[bytes | N
             uow.files.insert(StoredFile(file_id, 0, 1, f"{file_id}.txt", "assistants"))
         uow.vector_stores.put_file(VectorStoreFile(file_id, store_id, 0, "in_progress", {"type": "static"}))
         chunks = [NewChunk(i, f"chunk {i}", i, v) for i, v in enumerate(vectors)]
-        assert uow.ingestion_queue.complete(store_id, file_id, chunks, 1)
+        uow.chunks.replace(store_id, file_id, chunks)
 
     db.transaction_sync(write)
 
@@ -191,7 +191,7 @@ def test_a_rolled_back_write_leaves_no_vectors(db: Database) -> None:
         uow.vector_stores.insert(VectorStore("vs_a", 0, "t", {}, 0))
         uow.files.insert(StoredFile("file-a", 0, 1, "a.txt", "assistants"))
         uow.vector_stores.put_file(VectorStoreFile("file-a", "vs_a", 0, "in_progress", {"type": "static"}))
-        uow.ingestion_queue.complete("vs_a", "file-a", [NewChunk(0, "x", 0, _vectors(rng, 1)[0])], 1)
+        uow.chunks.replace("vs_a", "file-a", [NewChunk(0, "x", 0, _vectors(rng, 1)[0])])
         raise RuntimeError("crash before commit")
 
     with pytest.raises(RuntimeError):

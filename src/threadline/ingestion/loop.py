@@ -1,12 +1,13 @@
 """The ingestion loop: indexes vector-store files in the background, never in a request.
 
 It wakes when the API says new files are queued (``notify``, after the commit) and polls as a
-fallback (another process may have queued them). Each claimed file holds a lease that a heartbeat
-renews; a loop that dies (with its process) lets its lease run out, and the file is picked up again, at most
-``ingestion_max_attempts`` times (then it fails: a file that kills the process cannot crash-loop it).
-The parsing itself happens in the child processes of ``pool.py``. On SQLite with
-one API process, leases left by a previous process are void at start-up. Expired files are swept on
-idle ticks.
+fallback (another process may have queued them). Each claimed file holds a lease in the loop's name
+(``owner``) that a heartbeat renews; a loop that dies (with its process) lets its lease run out, and
+the file is picked up again, at most ``ingestion_max_attempts`` times (then it fails: a file that
+kills the process cannot crash-loop it). A loop that stalled past its lease while another claimed
+the file can no longer renew, complete or fail it: its result is dropped. The parsing itself
+happens in the child processes of ``pool.py``. On SQLite with one API process, leases left by a
+previous process are void at start-up. Expired files are swept on idle ticks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 
@@ -33,6 +37,12 @@ SWEEP_INTERVAL_S = 60.0
 _CLAIM_BATCH = 4
 
 
+def new_owner() -> str:
+    """``host:pid:random``, as the executor names its run leases: unique per loop, and it says where
+    the loop ran."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
 class IngestionLoop:
     def __init__(
         self,
@@ -47,6 +57,9 @@ class IngestionLoop:
         settings = settings or Settings()
         self._clock = clock  # wall-clock Unix seconds for leases (tests pass a controllable clock)
         self.max_attempts = settings.ingestion_max_attempts
+        self.owner = new_owner()
+        # Three renewals per lease: one missed (a slow transaction) does not lose the file.
+        self.heartbeat_s = ingestion.LEASE_S / 3
         # Files are parsed in child processes with hard limits (see pool.py).
         self.pool = IngestionPool(
             PoolLimits(
@@ -99,7 +112,7 @@ class IngestionLoop:
 
     async def _tick(self) -> bool:
         jobs = await self.db.transaction(
-            lambda uow: ingestion.claim(uow, self._clock(), _CLAIM_BATCH, self.max_attempts)
+            lambda uow: ingestion.claim(uow, self.owner, self._clock(), _CLAIM_BATCH, self.max_attempts)
         )
         # Side by side: the pool runs up to ingestion_processes of them at once (the rest wait for a
         # child, their leases renewed meanwhile).
@@ -112,7 +125,7 @@ class IngestionLoop:
                 task.cancel()
                 if not task.done() or task.cancelled():
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(ingestion.release(self.db, job))
+                        await asyncio.shield(ingestion.release(self.db, job, self.owner))
             raise
         if not jobs and time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
             self._last_sweep = time.monotonic()
@@ -122,7 +135,7 @@ class IngestionLoop:
     async def _index_with_heartbeat(self, job: VectorStoreFile) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(job))
         try:
-            await ingestion.index_file(self.db, self.blobs, self.embedder, job, self.pool)
+            await ingestion.index_file(self.db, self.blobs, self.embedder, job, self.owner, self.pool)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -130,5 +143,8 @@ class IngestionLoop:
 
     async def _heartbeat(self, job: VectorStoreFile) -> None:
         while True:
-            await asyncio.sleep(ingestion.LEASE_S / 3)
-            await ingestion.renew(self.db, job, self._clock() + ingestion.LEASE_S)
+            await asyncio.sleep(self.heartbeat_s)
+            if not await ingestion.renew(self.db, job, self.owner, self._clock() + ingestion.LEASE_S):
+                # Lost (another loop claimed the file after our lease ran out) or finished: nothing
+                # left to keep alive. The indexing goes on; its result is dropped at the end.
+                return

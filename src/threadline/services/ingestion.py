@@ -1,6 +1,7 @@
 """Index one vector-store file: extract its text, chunk it, embed the chunks (when configured) and
 store them, or record why it failed. Never raises: every outcome ends the file ``completed`` or
-``failed`` (codes: unsupported_file, invalid_file, server_error)."""
+``failed`` (codes: unsupported_file, invalid_file, server_error), unless the caller no longer holds
+the file's lease (``owner``), when its result is dropped and the file is left to the lease's holder."""
 
 from __future__ import annotations
 
@@ -42,9 +43,10 @@ def queue_depth(uow: UnitOfWork) -> int:
 
 
 def claim(
-    uow: UnitOfWork, now_s: float, limit: int, max_attempts: int | None = None
+    uow: UnitOfWork, owner: str, now_s: float, limit: int, max_attempts: int | None = None
 ) -> list[VectorStoreFile]:
-    return uow.ingestion_queue.claim(now_s, LEASE_S, limit, max_attempts)
+    """Lease up to ``limit`` queued files to ``owner`` (one ingestion loop) for ``LEASE_S``."""
+    return uow.ingestion_queue.claim(owner, now_s, LEASE_S, limit, max_attempts)
 
 
 async def index_file(
@@ -52,24 +54,26 @@ async def index_file(
     blobs: BlobStore,
     embedder: EmbeddingModel | None,
     job: VectorStoreFile,
+    owner: str,
     extractor: Extractor | None = None,
 ) -> None:
-    """With ``extractor`` None the file is parsed on a thread of this process (tests, benchmarks)."""
+    """Index ``job``, which ``owner`` claimed. With ``extractor`` None the file is parsed on a thread
+    of this process (tests, benchmarks)."""
     started = time.monotonic()
     try:
-        chunks = await _index(db, blobs, embedder, job, extractor)
+        chunks = await _index(db, blobs, embedder, job, owner, extractor)
     except (UnsupportedFile, InvalidFile) as exc:
-        await _fail(db, job, exc.code or "invalid_file", exc.message, started)
+        await _fail(db, job, owner, exc.code or "invalid_file", exc.message, started)
     except UpstreamError as exc:
-        await _fail(db, job, "server_error", f"Embedding the file failed: {exc.message}", started)
+        await _fail(db, job, owner, "server_error", f"Embedding the file failed: {exc.message}", started)
     except ThreadlineError as exc:
-        await _fail(db, job, "server_error", exc.message, started)
+        await _fail(db, job, owner, "server_error", exc.message, started)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("indexing %s into %s failed", job.id, job.vector_store_id)
         message = "An internal error occurred while processing the file."
-        await _fail(db, job, "server_error", message, started)
+        await _fail(db, job, owner, "server_error", message, started)
     else:
         if chunks is not None:
             duration_ms = round((time.monotonic() - started) * 1000, 1)
@@ -95,9 +99,11 @@ async def _index(
     blobs: BlobStore,
     embedder: EmbeddingModel | None,
     job: VectorStoreFile,
+    owner: str,
     extractor: Extractor | None,
 ) -> int | None:
-    """The number of chunks stored, or None when the file left the store meanwhile."""
+    """The number of chunks stored, or None when the file left the store or ``owner``'s hands
+    meanwhile."""
     names = await db.transaction(lambda uow: uow.files.filenames({job.id}))
     if job.id not in names:
         return None  # the File was deleted meanwhile; it already left the store
@@ -121,10 +127,11 @@ async def _index(
         NewChunk(index, text, start, e) for (index, text, start), e in zip(chunks, embeddings, strict=True)
     ]
     done = await db.transaction(
-        lambda uow: uow.ingestion_queue.complete(job.vector_store_id, job.id, rows, usage_bytes), offload=True
+        lambda uow: uow.ingestion_queue.complete(job.vector_store_id, job.id, owner, rows, usage_bytes),
+        offload=True,
     )
     if not done:
-        log.info("%s in %s was cancelled or removed while indexing", job.id, job.vector_store_id)
+        _dropped(job, f"{len(rows)} chunks")
         return None
     return len(rows)
 
@@ -139,8 +146,27 @@ def _extract_and_chunk(
     ]
 
 
-async def _fail(db: Database, job: VectorStoreFile, code: str, message: str, started: float) -> None:
-    await db.transaction(lambda uow: uow.ingestion_queue.fail(job.vector_store_id, job.id, code, message))
+def _dropped(job: VectorStoreFile, result: str) -> None:
+    # Not a failure: the file was cancelled or removed, or another loop claimed it after our lease
+    # ran out (we stalled) and owns its outcome now.
+    log.info(
+        "%s in %s was cancelled, removed or claimed by another ingestion loop while indexing; "
+        "its result (%s) is dropped",
+        job.id,
+        job.vector_store_id,
+        result,
+    )
+
+
+async def _fail(
+    db: Database, job: VectorStoreFile, owner: str, code: str, message: str, started: float
+) -> None:
+    failed = await db.transaction(
+        lambda uow: uow.ingestion_queue.fail(job.vector_store_id, job.id, owner, code, message)
+    )
+    if not failed:
+        _dropped(job, f"failed: {code}")
+        return
     duration_ms = round((time.monotonic() - started) * 1000, 1)
     INGESTION_FILES.labels("failed").inc()
     INGESTION_FAILURES.labels(code).inc()
@@ -161,12 +187,15 @@ async def _fail(db: Database, job: VectorStoreFile, code: str, message: str, sta
     )
 
 
-async def renew(db: Database, job: VectorStoreFile, until_s: float) -> None:
-    await db.transaction(lambda uow: uow.ingestion_queue.renew(job.vector_store_id, job.id, until_s))
+async def renew(db: Database, job: VectorStoreFile, owner: str, until_s: float) -> bool:
+    """Extend ``owner``'s lease on ``job``; False once ``owner`` no longer holds it."""
+    return await db.transaction(
+        lambda uow: uow.ingestion_queue.renew(job.vector_store_id, job.id, owner, until_s)
+    )
 
 
-async def release(db: Database, job: VectorStoreFile) -> None:
-    await db.transaction(lambda uow: uow.ingestion_queue.release(job.vector_store_id, job.id))
+async def release(db: Database, job: VectorStoreFile, owner: str) -> None:
+    await db.transaction(lambda uow: uow.ingestion_queue.release(job.vector_store_id, job.id, owner))
 
 
 async def release_all_leases(db: Database) -> None:

@@ -3,11 +3,15 @@
 An ingestion loop claims some with a lease (``SKIP LOCKED`` on PostgreSQL), indexes them, and
 completes or fails each in one transaction. A loop that dies leaves a lease that simply runs out, so
 another loop (or the restarted process) picks the file up again: nothing stays ``in_progress`` for
-ever. The queue is the engine's bookkeeping across projects; the writes to one file check that the
-scope owns its store.
+ever. A lease names its owner (the loop's id): renewing, completing, failing and releasing a file
+apply only while the caller still holds it, so a loop that stalled past its lease cannot overwrite or
+keep alive the work of the loop that claimed the file after it. The queue is the engine's
+bookkeeping across projects; the writes to one file check that the scope owns its store.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -34,9 +38,10 @@ class IngestionQueueRepository:
         return int(self.conn.execute(query).scalar_one())
 
     def claim(
-        self, now_s: float, lease_s: float, limit: int, max_attempts: int | None = None
+        self, owner: str, now_s: float, lease_s: float, limit: int, max_attempts: int | None = None
     ) -> list[VectorStoreFile]:
-        """Lease up to ``limit`` in-progress files nobody holds (or whose holder's lease ran out).
+        """Lease up to ``limit`` in-progress files nobody holds (or whose holder's lease ran out) to
+        ``owner``.
 
         Each claim counts an attempt. A file already claimed ``max_attempts`` times whose lease ran
         out killed (or outlived) every process that tried it: it is failed here rather than claimed
@@ -68,12 +73,15 @@ class IngestionQueueRepository:
                     .values(
                         status="failed",
                         last_error={"code": "server_error", "message": message},
+                        lease_owner=None,
                         lease_expires_at=None,
                     )
                 )
                 continue
             self.conn.execute(
-                vsf.update().where(*where).values(lease_expires_at=now_s + lease_s, attempts=row.attempts + 1)
+                vsf.update()
+                .where(*where)
+                .values(lease_owner=owner, lease_expires_at=now_s + lease_s, attempts=row.attempts + 1)
             )
             claimed.append(
                 VectorStoreFile(
@@ -88,57 +96,75 @@ class IngestionQueueRepository:
             )
         return claimed
 
-    def release(self, vector_store_id: str, file_id: str) -> None:
-        """Hand a claimed file back unfinished (clean shutdown): the claim does not count."""
+    def release(self, vector_store_id: str, file_id: str, owner: str) -> None:
+        """Hand a file ``owner`` holds back unfinished (clean shutdown): the claim does not count."""
         self.owner.vector_store(vector_store_id)
         self.conn.execute(
             vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
+            .where(*self._held(vector_store_id, file_id, owner))
             .values(
-                lease_expires_at=None, attempts=sa.case((vsf.c.attempts > 0, vsf.c.attempts - 1), else_=0)
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=sa.case((vsf.c.attempts > 0, vsf.c.attempts - 1), else_=0),
             )
         )
 
-    def renew(self, vector_store_id: str, file_id: str, until_s: float | None) -> None:
-        """Extend (or with None, give up) a lease on a file still in progress."""
+    def renew(self, vector_store_id: str, file_id: str, owner: str, until_s: float) -> bool:
+        """Extend ``owner``'s lease on a file still in progress; False when ``owner`` no longer
+        holds it (the file was finished, removed or claimed by another loop)."""
         self.owner.vector_store(vector_store_id)
-        self.conn.execute(
-            vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(lease_expires_at=until_s)
+        result = self.conn.execute(
+            vsf.update().where(*self._held(vector_store_id, file_id, owner)).values(lease_expires_at=until_s)
         )
+        return bool(result.rowcount)
 
     def release_all_leases(self) -> None:
         """On start-up of the only process ingesting (SQLite): leases of a previous process are void."""
         self.owner.require_bookkeeping()
-        self.conn.execute(vsf.update().where(vsf.c.status == "in_progress").values(lease_expires_at=None))
+        self.conn.execute(
+            vsf.update().where(vsf.c.status == "in_progress").values(lease_owner=None, lease_expires_at=None)
+        )
 
-    def complete(self, vector_store_id: str, file_id: str, chunks: list[NewChunk], usage_bytes: int) -> bool:
-        """Store the chunks and mark the file completed, unless it was cancelled or removed meanwhile
-        (then nothing is written and False is returned)."""
+    def complete(
+        self, vector_store_id: str, file_id: str, owner: str, chunks: list[NewChunk], usage_bytes: int
+    ) -> bool:
+        """Store the chunks and mark the file completed while ``owner`` holds it; False (nothing
+        written) when it does not: the file was cancelled or removed meanwhile, or claimed by
+        another loop after ``owner``'s lease ran out."""
         self.owner.vector_store(vector_store_id)
         result = self.conn.execute(
             vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
-            )
-            .values(status="completed", usage_bytes=usage_bytes, lease_expires_at=None)
+            .where(*self._held(vector_store_id, file_id, owner))
+            .values(status="completed", usage_bytes=usage_bytes, lease_owner=None, lease_expires_at=None)
         )
         if result.rowcount == 0:
             return False
         self.chunks.replace(vector_store_id, file_id, chunks)
         return True
 
-    def fail(self, vector_store_id: str, file_id: str, code: str, message: str) -> None:
+    def fail(self, vector_store_id: str, file_id: str, owner: str, code: str, message: str) -> bool:
+        """Mark the file failed with ``code`` and ``message`` while ``owner`` holds it; False when it
+        does not (as for ``complete``)."""
         self.owner.vector_store(vector_store_id)
-        self.conn.execute(
+        result = self.conn.execute(
             vsf.update()
-            .where(
-                vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id, vsf.c.status == "in_progress"
+            .where(*self._held(vector_store_id, file_id, owner))
+            .values(
+                status="failed",
+                last_error={"code": code, "message": message},
+                lease_owner=None,
+                lease_expires_at=None,
             )
-            .values(status="failed", last_error={"code": code, "message": message}, lease_expires_at=None)
+        )
+        return bool(result.rowcount)
+
+    @staticmethod
+    def _held(vector_store_id: str, file_id: str, owner: str) -> tuple[sa.ColumnElement[Any], ...]:
+        # Only the owner matters, not the lease's expiry: a loop past its lease still holds the file
+        # until another claims it, and then lease_owner names the other.
+        return (
+            vsf.c.vector_store_id == vector_store_id,
+            vsf.c.id == file_id,
+            vsf.c.status == "in_progress",
+            vsf.c.lease_owner == owner,
         )

@@ -268,8 +268,8 @@ vector_stores = sa.Table(
     sa.Index("ix_vector_stores_project_id_id", "project_id", "id"),
 )
 
-# ``id`` is the File id: a file appears once per store. ``lease_expires_at`` is ingestion
-# bookkeeping (which worker holds an in_progress file, until when), never on the wire.
+# ``id`` is the File id: a file appears once per store. ``lease_owner`` and ``lease_expires_at`` are
+# ingestion bookkeeping (which ingestion loop holds an in_progress file, until when), never on the wire.
 vector_store_files = sa.Table(
     "vector_store_files",
     metadata,
@@ -282,6 +282,7 @@ vector_store_files = sa.Table(
     sa.Column("usage_bytes", sa.BigInteger, nullable=False),
     sa.Column("last_error", Json),
     sa.Column("batch_id", Id),
+    sa.Column("lease_owner", sa.Text),
     sa.Column("lease_expires_at", sa.Float),
     # How many times indexing was claimed without finishing: a file that keeps killing the process
     # that indexes it is failed after ingestion_max_attempts claims, not retried for ever.

@@ -240,8 +240,8 @@ class VectorStoreRepository:
         return batch
 
     def cancel_batch(self, batch_id: str) -> None:
-        """Mark the batch cancelled and its not-yet-indexed files ``cancelled`` (chunks a worker may
-        have written for them go too; the worker's completion is conditional and will not revive them)."""
+        """Mark the batch cancelled and its not-yet-indexed files ``cancelled`` (chunks an ingestion
+        loop may have written for them go too; its completion is conditional and will not revive them)."""
         store_id = self.conn.execute(sa.select(fb.c.vector_store_id).where(fb.c.id == batch_id)).scalar_one()
         self.owner.vector_store(store_id)
         self.conn.execute(fb.update().where(fb.c.id == batch_id).values(cancelled=True))

@@ -33,7 +33,7 @@ def create_store(
     chunking: AutoChunking | StaticChunking | None,
     file_ids_param: str = "file_ids",
 ) -> VectorStore:
-    """A new store; its files start ``in_progress`` and the ingestion worker takes them from there."""
+    """A new store; its files start ``in_progress`` and the ingestion loop takes them from there."""
     require_files(uow, file_ids, file_ids_param)
     created_at = now()
     store = VectorStore(
