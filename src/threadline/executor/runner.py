@@ -4,8 +4,8 @@ run completes, needs the client (requires_action) or ends otherwise.
 Each state change is its own short transaction (``services.runs.transitions``); no transaction is
 open while the model streams. Events are published only after the transaction that made them true
 has committed; the changes that may stop the run go through ``EventBus.transaction`` so that
-their events commit with them. Cancellation arrives as ``CancelledError`` (the worker cancels the
-task); the runner lets it propagate and the worker finishes the run, using ``RunProgress`` for the
+their events commit with them. Cancellation arrives as ``CancelledError`` (the executor cancels the
+task); the runner lets it propagate and the executor finishes the run, using ``RunProgress`` for the
 text streamed so far.
 """
 
@@ -45,7 +45,7 @@ INTERNAL_ERROR_MESSAGE = "The server had an error while processing the run."
 
 @dataclass(slots=True)
 class RunProgress:
-    """What a run has streamed so far, shared with the worker so an interrupted run keeps its text."""
+    """What a run has streamed so far, shared with the executor so an interrupted run keeps its text."""
 
     partial_text: dict[str, str] = field(default_factory=dict)
 
@@ -112,9 +112,9 @@ class Runner:
         return events
 
     async def execute(self, start: RunStart, progress: RunProgress) -> None:
-        """Run a run the worker has just claimed (``start.events`` are already published). Model and
+        """Run a run the executor has just claimed (``start.events`` are already published). Model and
         tool failures end the run ``failed`` (streams end ``thread.run.failed``, with ``last_error``,
-        then ``done``: no ``error`` event); ``CancelledError`` propagates to the worker."""
+        then ``done``: no ``error`` event); ``CancelledError`` propagates to the executor."""
         run_id = start.run.id
         try:
             await self._rounds(start, progress)
