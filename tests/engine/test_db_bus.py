@@ -249,3 +249,73 @@ async def test_listen_reconnect_makes_subscribers_read_what_they_missed(
             await notifications.aclose()
 
         assert names(events) == ["run.in_progress", "run.cancelled", "end"]
+
+
+def count_statements(db: Database) -> list[str]:
+    """Every statement ``db``'s engine sends from now on (the list grows as they are sent)."""
+    sent: list[str] = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    return sent
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=postgres_only)])
+@in_loop
+async def test_one_append_carries_many_runs_in_a_fixed_number_of_statements(
+    tmp_path: Path, backend: str
+) -> None:
+    """The writer's batch of several runs is one transaction whose statements do not grow with
+    the number of runs (lock, numbers, insert, notify), and each run's events are numbered on."""
+    with database(tmp_path, backend) as db:
+        runs = [claimed_run(db) for _ in range(6)]
+        bus = DatabaseBus(db, None, db.settings)  # no writer task: the test flushes
+        bus.publish(runs[0].id, [RunChanged("in_progress", runs[0])])
+        await bus.flush()  # run 0 now has event 1: the batch below numbers on from it
+        sent = count_statements(db)
+        bus.publish(runs[0].id, [RunChanged("in_progress", runs[0])])
+        await bus.flush()
+        one_run = len(sent)
+        sent.clear()
+        for run in reversed(runs):  # published in another order than the locks are taken
+            bus.publish(run.id, [RunChanged("in_progress", run), StreamEnd(run.id)])
+        await bus.flush()
+
+        assert len(sent) == one_run
+        seqs = db.transaction_sync(
+            lambda uow: {run.id: [seq for seq, _, _ in uow.run_events.after(run.id, 0, 100)] for run in runs}
+        )
+        assert seqs[runs[0].id] == [1, 2, 3, 4]
+        assert all(seqs[run.id] == [1, 2] for run in runs[1:])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=postgres_only)])
+@in_loop
+async def test_numbers_stay_unique_and_gap_free_when_another_process_takes_a_run_over(
+    tmp_path: Path, backend: str
+) -> None:
+    """A worker that lost its lease appends on until its heartbeat tells it, while the new owner
+    and an API process (a cancel) append to the same run and to another run they share: every
+    run's numbers stay 1..n, each event once, and a reader in a third process gets them all in
+    the order they committed."""
+    with database(tmp_path, backend) as db:
+        run, other_run = claimed_run(db), claimed_run(db)
+        reader = DatabaseBus(db, None, db.settings)
+        subscription = await reader.subscribe(run.id)
+        stream = asyncio.ensure_future(collect(subscription))
+        old, new, api = (DatabaseBus(db, None, db.settings) for _ in range(3))
+        for round_ in range(3):
+            # Both runs in each writer's batch, published in opposite orders.
+            for bus, first, second in ((old, run, other_run), (new, other_run, run)):
+                bus.publish(first.id, [MessageDelta(f"msg_{round_}", 0, "a", True)])
+                bus.publish(second.id, [MessageDelta(f"msg_{round_}", 1, "b", True)])
+            await asyncio.gather(old.flush(), new.flush())
+        end = lambda uow: transitions.end(uow, run.id, RunStatus.CANCELLED)  # noqa: E731
+        await api.transaction(db, run.id, end)
+        events = await stream
+
+        logged = db.transaction_sync(lambda uow: uow.run_events.after(run.id, 0, 100))
+        assert [seq for seq, _, _ in logged] == list(range(1, 9))
+        assert names(events) == names([decode_event(name, data) for _, name, data in logged])
+        assert names(events)[-2:] == ["run.cancelled", "end"]
+        assert sorted(text_of(events)) == sorted("ab" * 3)  # which of two writers commits first varies
+        others = db.transaction_sync(lambda uow: uow.run_events.after(other_run.id, 0, 100))
+        assert [seq for seq, _, _ in others] == list(range(1, 7))
