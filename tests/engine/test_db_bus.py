@@ -319,3 +319,32 @@ async def test_numbers_stay_unique_and_gap_free_when_another_process_takes_a_run
         assert sorted(text_of(events)) == sorted("ab" * 3)  # which of two writers commits first varies
         others = db.transaction_sync(lambda uow: uow.run_events.after(other_run.id, 0, 100))
         assert [seq for seq, _, _ in others] == list(range(1, 7))
+
+
+@in_loop
+async def test_under_load_the_writer_gathers_the_runs_published_during_its_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first append goes at once; what is published in the pause after it (here long, so the
+    test does not race it) goes in one more append, however many runs and publishes it holds."""
+    monkeypatch.setattr(db_bus, "APPEND_INTERVAL_S", 0.3)
+    with database(tmp_path) as base:
+        runs = [claimed_run(base) for _ in range(4)]
+        watched = WatchedDatabase(base, db_bus._append)
+        try:
+            bus = DatabaseBus(watched, None, watched.settings)
+            subscriptions = [await bus.subscribe(run.id) for run in runs]
+            await bus.start()
+            bus.publish(runs[0].id, [RunChanged("in_progress", runs[0])])
+            first = await asyncio.wait_for(anext(aiter(subscriptions[0].events())), WAIT_S)
+            assert names([first]) == ["run.in_progress"] and watched.calls == 1
+            for run in runs:
+                bus.publish(run.id, [StreamEnd(run.id)])
+                await asyncio.sleep(0)  # the writer's turn: it is pausing, so it takes nothing yet
+            ends = await asyncio.gather(*(collect(subscription) for subscription in subscriptions))
+            await bus.aclose()
+        finally:
+            watched.close()
+
+        assert watched.calls == 2
+        assert [names(events)[-1] for events in ends] == ["end"] * 4
