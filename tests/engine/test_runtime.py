@@ -16,8 +16,9 @@ from threadline.domain.run_states import RunStatus
 from threadline.events.bus import InProcessBus
 from threadline.events.database import DatabaseBus
 from threadline.events.dispatch import NotifyingDispatcher
-from threadline.executor.scheduler import Executor, owner_is_dead
+from threadline.executor.scheduler import Executor
 from threadline.runtime import open_runtime
+from threadline.services.background import owner_is_dead
 
 
 async def _complete_a_run(tmp_path: Path, database_url: str) -> None:

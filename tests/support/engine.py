@@ -160,7 +160,7 @@ async def engine(
     clock: ManualClock | None = None,
 ) -> AsyncIterator[Engine]:
     """An executor on ``db`` (settings from ``db.settings``), started; closed on exit. Several may
-    share this process (``scheduler.owner_is_dead`` knows them alive)."""
+    share this process (``services.background.owner_is_dead`` knows them alive)."""
     settings = db.settings
     clock = clock or ManualClock()
     notifications = Notifications(db) if listen else None

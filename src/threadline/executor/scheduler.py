@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 from functools import partial
@@ -35,6 +32,14 @@ from threadline.events.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
+from threadline.services.background import (
+    every,
+    hold_owner,
+    new_owner,
+    owner_is_dead,
+    release_owner,
+    woken_or_polled,
+)
 from threadline.services.runs import leases, transitions
 from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
@@ -44,35 +49,6 @@ from threadline.storage.scope import enter_project
 log = logging.getLogger(__name__)
 
 CLAIM_BATCH = 32  # runs per claim transaction: bounds the messages one transaction loads
-
-
-def new_owner() -> str:
-    """``host:pid:random``: unique per executor, and enough to tell a dead local process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-# The executors alive in this process: an owner with our pid that is not one of them was left by an
-# earlier process that had our pid (a restarted container's pid 1), so it is dead.
-_LIVE_OWNERS: set[str] = set()
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only for an owner on this host whose process is gone (or whose pid is now ours and that
-    no executor of this process holds). Unknown formats and other hosts are never presumed dead."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return owner not in _LIVE_OWNERS
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
 
 
 class Executor:
@@ -91,7 +67,7 @@ class Executor:
         # Wall-clock Unix seconds for leases and expiry (tests pass a controllable clock).
         self._clock = clock
         self.owner = new_owner()
-        _LIVE_OWNERS.add(self.owner)
+        hold_owner(self.owner)
         self.runner = Runner(
             db,
             bus,
@@ -123,10 +99,12 @@ class Executor:
         """Recover what dead executors left, then start claiming, heartbeats and the expiry sweep."""
         await self._recover_dead_local_owners()
         await self.recover_orphans()
+        heartbeat = every(lambda: self.settings.run_heartbeat_s, self._heartbeat_step, log, "run heartbeat")
+        sweep = every(lambda: self.sweep_interval_s, self.sweep_expired, log, "expiry sweep")
         self._loops = [
             asyncio.create_task(self._claim_forever(), name="threadline-claim"),
-            asyncio.create_task(self._heartbeat_forever(), name="threadline-heartbeat"),
-            asyncio.create_task(self._sweep_forever(), name="threadline-expiry-sweep"),
+            asyncio.create_task(heartbeat, name="threadline-heartbeat"),
+            asyncio.create_task(sweep, name="threadline-expiry-sweep"),
         ]
         self._wake.set()
 
@@ -170,9 +148,7 @@ class Executor:
 
     async def _claim_forever(self) -> None:
         while self._claiming:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.run_poll_s)
-            self._wake.clear()
+            await woken_or_polled(self._wake, self.settings.run_poll_s)
             try:
                 await self._claim_available()
             except Exception:  # a database hiccup must not end claiming for good
@@ -244,14 +220,10 @@ class Executor:
 
     # --- leases and recovery -------------------------------------------------------------------
 
-    async def _heartbeat_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.run_heartbeat_s)
-            try:
-                await self.heartbeat()
-                await self.recover_orphans()
-            except Exception:  # a database hiccup: the lease is long enough to try again
-                log.exception("run heartbeat failed")
+    async def _heartbeat_step(self) -> None:
+        # A failure is tried again at the next beat: the lease is long enough for that.
+        await self.heartbeat()
+        await self.recover_orphans()
 
     async def heartbeat(self) -> None:
         run_ids = list(self._tasks)
@@ -299,14 +271,6 @@ class Executor:
 
     # --- expiry ----------------------------------------------------------------------------------
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_interval_s)
-            try:
-                await self.sweep_expired()
-            except Exception:  # a database hiccup must not end expiry for good
-                log.exception("expiry sweep failed")
-
     async def sweep_expired(self) -> None:
         """Expire live runs past ``expires_at``, including requires_action;
         runs another live worker holds are left to that worker's sweep."""
@@ -339,4 +303,4 @@ class Executor:
                 await loop_task
         await self._background.aclose()
         self._tasks.clear()
-        _LIVE_OWNERS.discard(self.owner)
+        release_owner(self.owner)

@@ -15,9 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections.abc import Callable
 
@@ -28,6 +25,7 @@ from threadline.ingestion.pool import IngestionPool, PoolLimits
 from threadline.llm.types import EmbeddingModel
 from threadline.services import files as files_service
 from threadline.services import ingestion
+from threadline.services.background import new_owner, woken_or_polled
 from threadline.storage.database import Database
 
 log = logging.getLogger("threadline.ingestion")
@@ -35,12 +33,6 @@ log = logging.getLogger("threadline.ingestion")
 POLL_INTERVAL_S = 0.5
 SWEEP_INTERVAL_S = 60.0
 _CLAIM_BATCH = 4
-
-
-def new_owner() -> str:
-    """``host:pid:random``, as the executor names its run leases: unique per loop, and it says where
-    the loop ran."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class IngestionLoop:
@@ -106,9 +98,8 @@ class IngestionLoop:
                 log.exception("ingestion tick failed")
                 worked = False
             if not worked:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL_S)
+                self._wake.clear()  # what woke us is being handled: wait for news after this tick
+                await woken_or_polled(self._wake, POLL_INTERVAL_S)
 
     async def _tick(self) -> bool:
         jobs = await self.db.transaction(
