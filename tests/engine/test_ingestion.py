@@ -91,6 +91,20 @@ def lease(db: Database, file_id: str) -> tuple[str | None, float | None]:
     return owner, expires
 
 
+def re_claimed(
+    db: Database, file_id: str, filename: str, data: bytes
+) -> tuple[BlobStore, ManualClock, VectorStoreFile, VectorStoreFile]:
+    """A queued file that loop A claimed and, once A's lease ran out, loop B claimed again:
+    (blobs, clock, A's job, B's job)."""
+    blobs = blob_store_from_settings(db.settings)
+    queue_file(db, blobs, file_id, filename, data)
+    clock = ManualClock(10_000.0)
+    [job_a] = claim(db, clock(), owner="loop-a")
+    clock.advance(ingestion.LEASE_S + 1)  # A's lease is gone: B takes the file
+    [job_b] = claim(db, clock(), owner="loop-b")
+    return blobs, clock, job_a, job_b
+
+
 @in_loop
 async def test_extraction_failure_fails_the_file_with_the_extractors_code(tmp_path: Path) -> None:
     with database(tmp_path) as db:
@@ -202,12 +216,7 @@ async def test_a_stale_loop_cannot_complete_a_file_another_loop_claimed(
     """Loop A's lease runs out mid-file (it stalled); B claims the file again. A's completion finds
     the lease in B's name and writes nothing; B indexes the file, once, with its own chunks."""
     with database(tmp_path) as db:
-        blobs = blob_store_from_settings(db.settings)
-        queue_file(db, blobs, "file-race", "race.txt", b"some text")
-        clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock(), owner="loop-a")
-        clock.advance(ingestion.LEASE_S + 1)
-        [job_b] = claim(db, clock(), owner="loop-b")  # A's lease is gone: B takes the file
+        blobs, _, job_a, job_b = re_claimed(db, "file-race", "race.txt", b"some text")
         assert lease(db, "file-race")[0] == "loop-b"
 
         with caplog.at_level(logging.INFO, "threadline.ingestion"):
@@ -231,12 +240,7 @@ async def test_a_stale_loop_cannot_complete_a_file_another_loop_claimed(
 async def test_a_stale_loop_cannot_fail_a_file_another_loop_claimed(tmp_path: Path) -> None:
     """The failing branch of the same race: A's error is dropped, B's chunks stand."""
     with database(tmp_path) as db:
-        blobs = blob_store_from_settings(db.settings)
-        queue_file(db, blobs, "file-race", "race.txt", b"some text")
-        clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock(), owner="loop-a")
-        clock.advance(ingestion.LEASE_S + 1)
-        [job_b] = claim(db, clock(), owner="loop-b")
+        blobs, _, job_a, job_b = re_claimed(db, "file-race", "race.txt", b"some text")
 
         stale = ScriptedExtractor(error=InvalidFile("A's parser gave up."))
         await ingestion.index_file(db, blobs, None, job_a, "loop-a", stale)
@@ -253,12 +257,7 @@ async def test_a_stale_loop_cannot_renew_the_new_holders_lease(tmp_path: Path) -
     """A, which lost the file to B, renews in vain: B's lease stays B's and expires when B's does,
     so a stalled A cannot keep a file B abandoned alive; B renews its own."""
     with database(tmp_path) as db:
-        blobs = blob_store_from_settings(db.settings)
-        queue_file(db, blobs, "file-held", "held.txt", b"text")
-        clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock(), owner="loop-a")
-        clock.advance(ingestion.LEASE_S + 1)
-        [job_b] = claim(db, clock(), owner="loop-b")
+        _, clock, job_a, job_b = re_claimed(db, "file-held", "held.txt", b"text")
         b_until = clock() + ingestion.LEASE_S
 
         assert await ingestion.renew(db, job_a, "loop-a", clock() + 1000) is False
@@ -307,12 +306,7 @@ async def test_the_loops_heartbeat_stops_once_another_loop_holds_the_file(tmp_pa
 @in_loop
 async def test_a_clean_shutdown_releases_only_its_own_leases(tmp_path: Path) -> None:
     with database(tmp_path) as db:
-        blobs = blob_store_from_settings(db.settings)
-        queue_file(db, blobs, "file-rel", "rel.txt", b"text")
-        clock = ManualClock(10_000.0)
-        [job_a] = claim(db, clock(), owner="loop-a")
-        clock.advance(ingestion.LEASE_S + 1)
-        claim(db, clock(), owner="loop-b")
+        _, clock, job_a, _ = re_claimed(db, "file-rel", "rel.txt", b"text")
 
         await ingestion.release(db, job_a, "loop-a")
         assert lease(db, "file-rel") == ("loop-b", clock() + ingestion.LEASE_S)
