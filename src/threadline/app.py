@@ -32,7 +32,8 @@ from threadline.storage.disk import DiskReserve
 log = logging.getLogger("threadline")
 
 
-def api_context(runtime: Runtime, settings: Settings) -> ApiContext:
+def api_context(runtime: Runtime) -> ApiContext:
+    settings = runtime.settings
     return ApiContext(
         settings=settings,
         db=runtime.db,
@@ -55,7 +56,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
                 settings, serve_api=True, execute=settings.executor, migrate=migrate
             ) as runtime:
                 app.state.runtime = runtime
-                app.state.context = api_context(runtime, settings)
+                app.state.context = api_context(runtime)
                 keyring.open(runtime.db)
                 await limiter.start(runtime.db)
                 try:

@@ -53,12 +53,10 @@ class Runtime:
     blobs: BlobStore
     embedder: EmbeddingModel | None
     router: ProviderRouter
-    tools: ToolRegistry
     # Where a queued run goes: the executor itself, or a NOTIFY to the workers.
     dispatch: RunDispatcher
     executor: Executor | None
     ingestion: IngestionLoop | None
-    notifications: Notifications | None
 
     def wake_ingestion(self) -> None:
         """Files were queued: the ingestion loop of this process (if it runs one) looks now."""
@@ -140,9 +138,7 @@ async def open_runtime(
             )
             await ingestion.start()
             stack.push_async_callback(ingestion.stop)
-        yield Runtime(
-            settings, db, bus, blobs, embedder, router, tools, dispatch, executor, ingestion, notifications
-        )
+        yield Runtime(settings, db, bus, blobs, embedder, router, dispatch, executor, ingestion)
 
 
 def serve_worker(settings: Settings) -> None:
