@@ -21,6 +21,7 @@ _message = _messages.load
 _GET = sa.select(m).where(m.c.id == sa.bindparam("message_id"), m.c.thread_id == sa.bindparam("thread_id"))
 # Built once (see storage/runs.py): the UPDATE sets the columns named in the execute call's values.
 _UPDATE = m.update().where(m.c.id == sa.bindparam("b_message_id"))
+_ALL_IN_THREAD = sa.select(m).where(m.c.thread_id == sa.bindparam("b_thread_id")).order_by(m.c.id)
 
 
 class MessageRepository:
@@ -60,5 +61,5 @@ class MessageRepository:
     def all_in_thread(self, thread_id: str) -> builtins.list[Message]:
         """Every message of a thread, oldest first (prompt building)."""
         self.owner.thread(thread_id)
-        rows = self.conn.execute(sa.select(m).where(m.c.thread_id == thread_id).order_by(m.c.id)).all()
+        rows = self.conn.execute(_ALL_IN_THREAD, {"b_thread_id": thread_id}).all()
         return [_message(row) for row in rows]

@@ -16,6 +16,16 @@ from threadline.storage import tables
 c = tables.request_counts
 
 
+def _upsert(insert: sqlite.Insert | postgresql.Insert) -> sa.Insert:
+    return insert.on_conflict_do_update(
+        index_elements=[c.c.project_id, c.c.minute],
+        set_={"requests": c.c.requests + insert.excluded.requests},
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite.insert(c)), "postgresql": _upsert(postgresql.insert(c))}  # built once
+
+
 class RequestCountRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -23,16 +33,8 @@ class RequestCountRepository:
     def add(self, minute: int, counts: Mapping[str, int]) -> None:
         if not counts:
             return
-        dialect_insert = sqlite.insert if self.conn.dialect.name == "sqlite" else postgresql.insert
         rows = [{"project_id": project, "minute": minute, "requests": n} for project, n in counts.items()]
-        insert = dialect_insert(c)
-        self.conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=[c.c.project_id, c.c.minute],
-                set_={"requests": c.c.requests + insert.excluded.requests},
-            ),
-            rows,
-        )
+        self.conn.execute(_UPSERT[self.conn.dialect.name], rows)
 
     def totals(self, minute: int, projects: Iterable[str]) -> dict[str, int]:
         wanted = list(projects)

@@ -23,6 +23,11 @@ _INSERT = s.insert()
 _GET = sa.select(s).where(s.c.id == sa.bindparam("b_step_id"), s.c.run_id == sa.bindparam("b_run_id"))
 _UPDATE = s.update().where(s.c.id == sa.bindparam("b_step_id"))
 _ALL_FOR_RUN = sa.select(s).where(s.c.run_id == sa.bindparam("b_run_id")).order_by(s.c.id)
+_IN_PROGRESS_FOR_RUN = (
+    sa.select(s)
+    .where(s.c.run_id == sa.bindparam("b_run_id"), s.c.status == StepStatus.IN_PROGRESS)
+    .order_by(s.c.id)
+)
 
 
 def _step(row: Any) -> RunStep:
@@ -63,7 +68,5 @@ class RunStepRepository:
 
     def in_progress_for_run(self, run_id: str) -> builtins.list[RunStep]:
         self.owner.run(run_id)
-        query = (
-            sa.select(s).where(s.c.run_id == run_id, s.c.status == StepStatus.IN_PROGRESS).order_by(s.c.id)
-        )
-        return [_step(row) for row in self.conn.execute(query).all()]
+        rows = self.conn.execute(_IN_PROGRESS_FOR_RUN, {"b_run_id": run_id}).all()
+        return [_step(row) for row in rows]

@@ -92,6 +92,14 @@ _CLAIM = (
     )
 )
 
+_CLAIMABLE = (
+    sa.select(r.c.id)
+    .where(r.c.status == RunStatus.QUEUED)
+    .order_by(r.c.id)
+    .limit(sa.bindparam("b_limit"))
+    .with_for_update(skip_locked=True)
+)
+
 
 class RunRepository:
     """Runs carry their project (storage/scope.py): reads and writes are scoped by it. The claim,
@@ -190,14 +198,7 @@ class RunRepository:
     def claimable_ids(self, limit: int) -> builtins.list[str]:
         """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
         self.owner.require_bookkeeping()
-        query = (
-            sa.select(r.c.id)
-            .where(r.c.status == RunStatus.QUEUED)
-            .order_by(r.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return list(self.conn.execute(query).scalars())
+        return list(self.conn.execute(_CLAIMABLE, {"b_limit": limit}).scalars())
 
     def claim(self, run_id: str, owner: str, lease_expires_at: float, started_at: int) -> bool:
         """queued -> in_progress for ``owner`` if the run is still queued; False if someone else won."""

