@@ -336,8 +336,8 @@ async def test_under_load_the_writer_gathers_the_runs_published_during_its_pause
             subscriptions = [await bus.subscribe(run.id) for run in runs]
             await bus.start()
             bus.publish(runs[0].id, [RunChanged("in_progress", runs[0])])
-            first = await asyncio.wait_for(anext(aiter(subscriptions[0].events())), WAIT_S)
-            assert names([first]) == ["run.in_progress"] and watched.calls == 1
+            first = await asyncio.wait_for(anext(aiter(subscriptions[0].batches())), WAIT_S)
+            assert names(first) == ["run.in_progress"] and watched.calls == 1
             for run in runs:
                 bus.publish(run.id, [StreamEnd(run.id)])
                 await asyncio.sleep(0)  # the writer's turn: it is pausing, so it takes nothing yet

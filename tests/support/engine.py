@@ -32,7 +32,7 @@ from threadline.domain.events import (
 )
 from threadline.domain.projects import DEFAULT_PROJECT_ID
 from threadline.domain.runs import Run
-from threadline.events.bus import EventBus, InProcessBus, Subscription, _QueueSubscription
+from threadline.events.bus import EventBus, InProcessBus, Subscription, _QueueSubscription, each
 from threadline.events.database import DatabaseBus
 from threadline.executor.scheduler import Executor
 from threadline.schemas.assistants import AssistantCreate
@@ -196,7 +196,7 @@ async def collect(subscription: Subscription) -> list[RunEvent]:
     fails the test)."""
 
     async def drain() -> list[RunEvent]:
-        return [event async for event in subscription.events()]
+        return [event async for event in each(subscription)]
 
     return await asyncio.wait_for(drain(), WAIT_S)
 

@@ -20,6 +20,7 @@ from threadline.api.sse import event_stream
 from threadline.domain.events import RunChanged, RunEvent, StreamEnd, ThreadCreated
 from threadline.domain.run_states import STOPPED_RUN_STATUSES, Interrupt
 from threadline.domain.runs import Run
+from threadline.events.bus import each
 from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.schemas.common import list_envelope
 from threadline.schemas.runs import RunCreate, RunModify, ThreadAndRunCreate, ToolOutputsSubmit, run_to_wire
@@ -131,7 +132,7 @@ async def _hold_until_settled(request: Request, run: Run) -> Run:
             return run
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(POLL_HOLD_S):
-                async for event in subscription.events():
+                async for event in each(subscription):
                     if isinstance(event, StreamEnd) or (
                         isinstance(event, RunChanged) and event.run.status in _POLL_STOP_STATUSES
                     ):

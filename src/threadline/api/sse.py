@@ -75,12 +75,17 @@ async def _frames(
 ) -> AsyncIterator[bytes]:
     ACTIVE_STREAMS.inc()
     try:
-        for event in prelude:
-            yield encode(event)
-        async for event in subscription.events():
-            if isinstance(event, StreamEnd):
-                break
-            yield encode(event)
+        if prelude:
+            yield b"".join(map(encode, prelude))
+        async for batch in subscription.batches():
+            ended = isinstance(batch[-1], StreamEnd)
+            frames = [encode(event) for event in batch if not isinstance(event, StreamEnd)]
+            if ended:
+                frames.append(DONE)
+            if frames:
+                yield b"".join(frames)
+            if ended:
+                return
         yield DONE
     finally:
         ACTIVE_STREAMS.dec()

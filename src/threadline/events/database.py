@@ -71,17 +71,22 @@ class DatabaseSubscription:
             self.held[seq] = event
             self.wake.set()
 
-    async def events(self) -> AsyncIterator[RunEvent]:
+    async def batches(self) -> AsyncIterator[list[RunEvent]]:
         db, run_id = self._bus.db, self.run_id
         quiet_since = time.monotonic()
         read = False
         while True:
             self.wake.clear()  # before reading: a push or NOTIFY during the read wakes the next wait
+            batch: list[RunEvent] = []
             while (event := self.held.pop(self.cursor + 1, None)) is not None:
                 self.cursor += 1
-                quiet_since = time.monotonic()
-                yield event
+                batch.append(event)
                 if isinstance(event, StreamEnd):
+                    break
+            if batch:
+                quiet_since = time.monotonic()
+                yield batch
+                if isinstance(batch[-1], StreamEnd):
                     return
             # A gap before what we hold means another process appended in between: read it.
             gap = bool(self.held) and min(self.held) > self.cursor + 1
@@ -97,9 +102,8 @@ class DatabaseSubscription:
                 if rows:
                     self._hold(rows)
                     continue
-                for event in ending:
-                    yield event
                 if ending:
+                    yield ending
                     return
                 quiet_since = time.monotonic()
             try:
