@@ -50,6 +50,11 @@ def open_client(base_url: str, api_key: str, timeout_s: float) -> openai.AsyncOp
         api_key=api_key or NO_API_KEY,
         timeout=openai.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
         max_retries=0,  # we retry ourselves: see faults.py
+        # The SDK's aiohttp transport (the ``openai[aiohttp]`` extra, a dependency of ours): reading a
+        # streamed chunk costs a fraction of the default transport's per-read cancel scopes and
+        # pure-Python HTTP parsing (runs' CPU: 26 -> 22 ms for 50 tokens). Its defaults (limits,
+        # redirects) are the SDK's own; errors arrive as the SDK's usual connection/timeout errors.
+        http_client=openai.DefaultAioHttpClient(),
     )
 
 
