@@ -32,6 +32,7 @@ from threadline.events.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
+from threadline.retrieval import tokens
 from threadline.services.background import (
     every,
     hold_owner,
@@ -97,6 +98,8 @@ class Executor:
 
     async def start(self) -> None:
         """Recover what dead executors left, then start claiming, heartbeats and the expiry sweep."""
+        # Off the loop and not awaited: the first run would otherwise load it on the loop.
+        asyncio.get_running_loop().run_in_executor(None, tokens.preload)
         await self._recover_dead_local_owners()
         await self.recover_orphans()
         heartbeat = every(lambda: self.settings.run_heartbeat_s, self._heartbeat_step, log, "run heartbeat")
