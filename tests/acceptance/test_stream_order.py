@@ -7,8 +7,9 @@ quiet stream re-checking its run after ``event_stall_check_s``, shorter than tha
   followed by a GET of the message holding the whole text.
 - Across processes: streams served by an API process (``--no-executor``) for runs a separate
   ``threadline worker`` executes, with the same slow writer in both.
-- Coalescing: a run of 200 instant tokens writes far fewer ``run_events`` rows than tokens, and the
-  SDK's accumulated text equals the stored message.
+- Token deltas: a run of 200 instant tokens streamed in the process that executes it writes no
+  ``run_events`` row for them; streamed from another process, far fewer rows than tokens. Either
+  way the SDK's accumulated text equals the stored message.
 """
 
 from __future__ import annotations
@@ -171,34 +172,63 @@ class _Accumulator(AssistantEventHandler):
         self.text += delta.value or ""
 
 
-def test_token_deltas_are_coalesced(pg_url: str, fake: FakeModelServer, tmp_path: Path) -> None:
-    tokens = 200
+def _stream_counted(client: OpenAI, fake: FakeModelServer, tokens: int) -> str:
+    """Stream a run of ``tokens`` instant tokens with the SDK's helper; the SDK's accumulated text
+    equals the stored message. Returns the run id."""
     answer = Text("".join(f"t{i} " for i in range(tokens)))
-    server = ServerProcess(tmp_path / "api", _env(pg_url, fake)).start(START_TIMEOUT_S)
-    try:
-        with make_client(server.base_url) as client:
-            fake.script(answer)
-            assistant = client.beta.assistants.create(model="fake-model")
-            handler = _Accumulator()
-            with client.beta.threads.create_and_run_stream(
-                assistant_id=assistant.id,
-                thread={"messages": [{"role": "user", "content": "count"}]},
-                event_handler=handler,
-            ) as stream:
-                stream.until_done()
-            run = handler.get_final_run()
-            assert run.status == "completed"
-            stored = client.beta.threads.messages.list(run.thread_id, order="desc", limit=1).data[0]
-            assert handler.text == answer.text == stored.content[0].text.value  # type: ignore[union-attr]
-            assert handler.get_final_messages()[0].content[0].text.value == answer.text  # type: ignore[union-attr]
-    finally:
-        server.stop()
+    fake.script(answer)
+    assistant = client.beta.assistants.create(model="fake-model")
+    handler = _Accumulator()
+    with client.beta.threads.create_and_run_stream(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "count"}]},
+        event_handler=handler,
+    ) as stream:
+        stream.until_done()
+    run = handler.get_final_run()
+    assert run.status == "completed"
+    stored = client.beta.threads.messages.list(run.thread_id, order="desc", limit=1).data[0]
+    assert handler.text == answer.text == stored.content[0].text.value  # type: ignore[union-attr]
+    assert handler.get_final_messages()[0].content[0].text.value == answer.text  # type: ignore[union-attr]
+    return run.id
+
+
+def _delta_rows(pg_url: str, tmp_path: Path, run_id: str) -> int:
     db = Database(Settings(database_url=pg_url, data_dir=tmp_path))
     try:
         with db.engine.connect() as conn:
             e = tables.run_events
-            count = sa.select(sa.func.count()).where(e.c.run_id == run.id, e.c.name == "MessageDelta")
-            deltas = conn.execute(count).scalar_one()
+            count = sa.select(sa.func.count()).where(e.c.run_id == run_id, e.c.name == "MessageDelta")
+            return int(conn.execute(count).scalar_one())
     finally:
         db.close()
+
+
+def test_a_stream_in_the_executing_process_writes_no_token_rows(
+    pg_url: str, fake: FakeModelServer, tmp_path: Path
+) -> None:
+    tokens = 200
+    server = ServerProcess(tmp_path / "api", _env(pg_url, fake)).start(START_TIMEOUT_S)
+    try:
+        with make_client(server.base_url) as client:
+            run_id = _stream_counted(client, fake, tokens)
+    finally:
+        server.stop()
+    assert _delta_rows(pg_url, tmp_path, run_id) == 0
+
+
+def test_a_stream_in_another_process_gets_coalesced_token_rows(
+    pg_url: str, fake: FakeModelServer, tmp_path: Path
+) -> None:
+    tokens = 200
+    env = _env(pg_url, fake)
+    server = ServerProcess(tmp_path / "api", env, ["--no-executor"]).start(START_TIMEOUT_S)
+    worker = WorkerProcess(tmp_path / "worker", env).start(START_TIMEOUT_S)
+    try:
+        with make_client(server.base_url) as client:
+            run_id = _stream_counted(client, fake, tokens)
+    finally:
+        worker.stop()
+        server.stop()
+    deltas = _delta_rows(pg_url, tmp_path, run_id)
     assert 1 <= deltas <= tokens // 8, f"{deltas} delta rows for {tokens} tokens"

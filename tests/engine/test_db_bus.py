@@ -300,6 +300,7 @@ async def test_numbers_stay_unique_and_gap_free_when_another_process_takes_a_run
         run, other_run = claimed_run(db), claimed_run(db)
         reader = DatabaseBus(db, None, db.settings)
         subscription = await reader.subscribe(run.id)
+        await reader.subscribe(other_run.id)  # streamed elsewhere too: its deltas are appended
         stream = asyncio.ensure_future(collect(subscription))
         old, new, api = (DatabaseBus(db, None, db.settings) for _ in range(3))
         for round_ in range(3):

@@ -123,7 +123,7 @@ async def _hold_until_settled(request: Request, run: Run) -> Run:
     ``POLL_HOLD_S``: the helper's GET answers the moment the run settles, instead of up to one
     ``openai-poll-after-ms`` later, and the GETs in between are saved. Never holds a transaction."""
     db = context(request).db
-    subscription = await context(request).bus.subscribe(run.id)
+    subscription = await context(request).bus.subscribe(run.id, deltas=False)
     try:
         # Read again after subscribing: a change between the first read and the subscription would
         # otherwise be waited for in vain.

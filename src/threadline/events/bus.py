@@ -45,8 +45,9 @@ class Subscription(Protocol):
 
 
 class EventBus(Protocol):
-    async def subscribe(self, run_id: str) -> Subscription:
-        """Events of ``run_id`` published from now on."""
+    async def subscribe(self, run_id: str, *, deltas: bool = True) -> Subscription:
+        """Events of ``run_id`` published from now on. ``deltas=False``: the subscriber needs only
+        the run's changes (a held poll), and token deltas need not cross processes for it."""
         ...
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
@@ -177,7 +178,7 @@ class InProcessBus:
         self._subscribers: dict[str, list[_QueueSubscription]] = {}
         self._coalescer = DeltaCoalescer(self._fan_out, coalesce_s, coalesce_max)
 
-    async def subscribe(self, run_id: str) -> _QueueSubscription:
+    async def subscribe(self, run_id: str, *, deltas: bool = True) -> _QueueSubscription:
         subscription = _QueueSubscription(self, run_id)
         self._subscribers.setdefault(run_id, []).append(subscription)
         return subscription

@@ -11,6 +11,11 @@ what another process appended (a NOTIFY from another origin, a gap in the number
 without notifications, a poll when it has been quiet), so large events never travel in a NOTIFY
 payload (8000-byte cap).
 
+Token deltas cross processes only when they must (PostgreSQL): a stream registers its process in
+``run_watchers`` when it subscribes, and an append keeps a run's deltas only if another process
+watches it. Otherwise they go to our own subscribers alone, each after the appended event it
+follows (``push_after``), so one process serving its own streams writes no row per token.
+
 The order invariant: the changes that stop a run (terminal, requires_action) go through
 ``transaction``, which appends the run's still-queued events and the new ones in the transaction
 that makes the change, with no batch of the writer in flight. So whoever sees the run stopped can
@@ -32,7 +37,7 @@ from functools import partial
 from typing import Any
 
 from threadline.config import Settings
-from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
+from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StepDelta, StreamEnd
 from threadline.domain.run_states import STOPPED_RUN_STATUSES
 from threadline.events.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
 from threadline.events.codec import decode_event, encode_event
@@ -58,6 +63,11 @@ UNNOTIFIED_POLL_S = 0.1
 APPEND_INTERVAL_S = 0.05
 
 Rows = list[tuple[int, str, dict[str, Any]]]
+# A run's events as appended: (seq, appended, event). An event not appended (a token delta no other
+# process streams) carries the number of the appended event it follows, None if unknown here.
+Placed = list[tuple[int | None, bool, RunEvent]]
+# Watchers of processes that died without a trace only keep a run's deltas appended: kept a day.
+WATCHER_RETENTION_S = 86_400.0
 
 
 class DatabaseSubscription:
@@ -68,11 +78,18 @@ class DatabaseSubscription:
         self.held: dict[int, RunEvent] = {}
         # Another process appended events of the run that we have not read yet.
         self.remote = False
+        # Events our writer did not append (deltas only we stream), by the number they follow.
+        self.trailing: dict[int, list[RunEvent]] = {}
 
     def push(self, seq: int, event: RunEvent) -> None:
         if seq > self.cursor:
             self.held[seq] = event
             self.wake.set()
+
+    def push_after(self, seq: int, event: RunEvent) -> None:
+        # Behind the cursor (it read past, from another process's appends): next, not dropped.
+        self.trailing.setdefault(max(seq, self.cursor), []).append(event)
+        self.wake.set()
 
     async def batches(self) -> AsyncIterator[list[RunEvent]]:
         db, run_id = self._bus.db, self.run_id
@@ -80,12 +97,13 @@ class DatabaseSubscription:
         read = False
         while True:
             self.wake.clear()  # before reading: a push or NOTIFY during the read wakes the next wait
-            batch: list[RunEvent] = []
+            batch: list[RunEvent] = self.trailing.pop(self.cursor, [])
             while (event := self.held.pop(self.cursor + 1, None)) is not None:
                 self.cursor += 1
                 batch.append(event)
                 if isinstance(event, StreamEnd):
                     break
+                batch += self.trailing.pop(self.cursor, [])
             if batch:
                 quiet_since = time.monotonic()
                 yield batch
@@ -151,6 +169,13 @@ class DatabaseBus:
             self._enqueue, settings.event_coalesce_ms / 1000, settings.event_coalesce_max
         )
         self._subscribers: dict[str, set[DatabaseSubscription]] = {}
+        # On PostgreSQL a run's token deltas are appended only while another process streams it
+        # (``run_watchers``); every other subscriber is here and gets them from memory. SQLite
+        # appends them all: without PostgreSQL's advisory lock a stream could register between an
+        # append's check of the watchers and its insert, and miss that append's deltas.
+        self._watching = db.dialect == "postgresql"
+        # The last number this process appended per run: where a batch of deltas alone follows.
+        self._last_seq: dict[str, int] = {}
         self._pending: list[tuple[str, list[RunEvent]]] = []
         self._has_pending = asyncio.Event()
         self._flushing = asyncio.Lock()  # one append at a time, so a run's events commit in order
@@ -165,8 +190,12 @@ class DatabaseBus:
             asyncio.create_task(self._prune_forever(), name="threadline-events-prune"),
         ]
 
-    async def subscribe(self, run_id: str) -> DatabaseSubscription:
-        cursor = await self.db.transaction(lambda uow: uow.run_events.last_seq(run_id))
+    async def subscribe(self, run_id: str, *, deltas: bool = True) -> DatabaseSubscription:
+        if deltas and self._watching:
+            origin, now = self.origin, time.time()
+            cursor = await self.db.transaction(lambda uow: uow.run_events.watch(run_id, origin, now))
+        else:
+            cursor = await self.db.transaction(lambda uow: uow.run_events.last_seq(run_id))
         subscription = DatabaseSubscription(self, run_id, cursor)
         self._subscribers.setdefault(run_id, set()).add(subscription)
         return subscription
@@ -184,23 +213,30 @@ class DatabaseBus:
         self._coalescer.flush(run_id)
         async with self._flushing:  # no batch in flight that could commit this run's events later
             queued = self._take(run_id)
-            both = partial(_commit_with, run_id=run_id, queued=queued, work=work, origin=self.origin)
+            both = partial(
+                _commit_with,
+                run_id=run_id,
+                queued=queued,
+                work=work,
+                origin=self.origin,
+                watching=self._watching,
+            )
             commit = asyncio.ensure_future(db.transaction(both))
             try:
-                first_seq, events, appended = await asyncio.shield(commit)
+                events, placed = await asyncio.shield(commit)
             except asyncio.CancelledError:
                 # The commit goes on without us: see it through, so our subscribers get its events
                 # from memory and a failed one gives its queued events back, then stop.
                 with contextlib.suppress(Exception):
-                    first_seq, events, appended = await commit
-                    self._deliver(run_id, first_seq, appended)
+                    events, placed = await commit
+                    self._deliver(run_id, placed)
                 if commit.done() and not commit.cancelled() and commit.exception() is not None:
                     self._give_back(run_id, queued)
                 raise
             except Exception:
                 self._give_back(run_id, queued)
                 raise
-        self._deliver(run_id, first_seq, appended)
+        self._deliver(run_id, placed)
         return events
 
     def _enqueue(self, run_id: str, events: list[RunEvent]) -> None:
@@ -223,10 +259,22 @@ class DatabaseBus:
             self._pending.insert(0, (run_id, events))
             self._has_pending.set()
 
-    def _deliver(self, run_id: str, first_seq: int, events: list[RunEvent]) -> None:
+    def _deliver(self, run_id: str, placed: Placed) -> None:
+        last = self._last_seq.get(run_id, 0)
+        numbered: list[tuple[int, bool, RunEvent]] = []
+        for seq, appended, event in placed:
+            last = max(last, seq) if seq is not None else last
+            numbered.append((last if seq is None else seq, appended, event))
+        if any(isinstance(event, StreamEnd) for _, _, event in placed):
+            self._last_seq.pop(run_id, None)
+        elif placed:
+            self._last_seq[run_id] = last
         for subscription in list(self._subscribers.get(run_id, ())):
-            for offset, event in enumerate(events):
-                subscription.push(first_seq + offset, event)
+            for seq, appended, event in numbered:
+                if appended:
+                    subscription.push(seq, event)
+                else:
+                    subscription.push_after(seq, event)
 
     def _on_notice(self, payload: str) -> None:
         notice = EventsNotice.parse(payload)
@@ -261,21 +309,24 @@ class DatabaseBus:
             if self._write_delay_s > 0:
                 await asyncio.sleep(self._write_delay_s)  # tests: a slow writer, with events in flight
             try:
-                appended = await self.db.transaction(partial(_append, batch=batch, origin=self.origin))
+                append = partial(_append, batch=batch, origin=self.origin, watching=self._watching)
+                appended = await self.db.transaction(append)
             except Exception:  # keep the events and retry: a stream waits rather than loses them
                 log.exception("appending run events failed; retrying")
                 self._pending[:0] = batch
                 await asyncio.sleep(RETRY_DELAY_S)
                 self._has_pending.set()
                 return
-        for run_id, (first_seq, events) in appended.items():
-            self._deliver(run_id, first_seq, events)
+        for run_id, placed in appended.items():
+            self._deliver(run_id, placed)
 
     async def _prune_forever(self) -> None:
         while True:
             await asyncio.sleep(PRUNE_INTERVAL_S)
             try:
-                await self.db.transaction(partial(_prune, before=time.time() - RETENTION_S))
+                now = time.time()
+                prune = partial(_prune, before=now - RETENTION_S, watchers_before=now - WATCHER_RETENTION_S)
+                await self.db.transaction(prune)
             except Exception:  # pruning is housekeeping: try again next time
                 log.exception("pruning run events failed")
 
@@ -296,8 +347,8 @@ def _read_after(uow: UnitOfWork, run_id: str, seq: int) -> Rows:
     return uow.run_events.after(run_id, seq, READ_BATCH)
 
 
-def _prune(uow: UnitOfWork, before: float) -> int:
-    return uow.run_events.prune(before)
+def _prune(uow: UnitOfWork, before: float, watchers_before: float) -> int:
+    return uow.run_events.prune(before, watchers_before)
 
 
 def _compact(events: list[RunEvent]) -> list[RunEvent]:
@@ -314,39 +365,60 @@ def _compact(events: list[RunEvent]) -> list[RunEvent]:
     return out
 
 
-def _append_run(uow: UnitOfWork, run_id: str, events: list[RunEvent], stamp: float, origin: str) -> int:
-    """Append one run's events; returns the number of the first."""
-    last = uow.run_events.append(run_id, [encode_event(event) for event in events], stamp, origin)
-    return last - len(events) + 1
+def _persist(
+    uow: UnitOfWork, by_run: dict[str, list[RunEvent]], origin: str, *, watching: bool
+) -> dict[str, Placed]:
+    """Append the runs' events (compacted) in one go, under the runs' locks: all of them for a run
+    another process streams (or when not ``watching``), only those that are not token deltas
+    otherwise. Returns every event of each run placed by number, for our own subscribers."""
+    compacted = {run_id: _compact(events) for run_id, events in by_run.items() if events}
+    run_ids = sorted(compacted)
+    uow.run_events.lock(run_ids)
+    everything = set(run_ids) if not watching else uow.run_events.watched_elsewhere(run_ids, origin)
+    kept = {
+        run_id: [event for event in events if run_id in everything or not _is_delta(event)]
+        for run_id, events in compacted.items()
+    }
+    records = {run_id: [encode_event(event) for event in events] for run_id, events in kept.items()}
+    last = uow.run_events.append_many(records, time.time(), origin, locked=True)
+    placed: dict[str, Placed] = {}
+    for run_id, events in compacted.items():
+        seq = last[run_id] - len(kept[run_id]) if run_id in last else None
+        out: Placed = []
+        for event in events:
+            if run_id in everything or not _is_delta(event):
+                assert seq is not None  # an appended event: the run is in ``last``
+                seq += 1
+                out.append((seq, True, event))
+            else:
+                out.append((seq, False, event))
+        placed[run_id] = out
+    return placed
+
+
+def _is_delta(event: RunEvent) -> bool:
+    return isinstance(event, MessageDelta | StepDelta)
 
 
 def _append(
-    uow: UnitOfWork, batch: list[tuple[str, list[RunEvent]]], origin: str
-) -> dict[str, tuple[int, list[RunEvent]]]:
+    uow: UnitOfWork, batch: list[tuple[str, list[RunEvent]]], origin: str, watching: bool
+) -> dict[str, Placed]:
     """The queued events of every run in the batch, in one transaction of a fixed number of
-    statements (``RunEventRepository.append_many``); returns each run's first number and events."""
+    statements (``RunEventRepository.append_many``)."""
     by_run: dict[str, list[RunEvent]] = {}
     for run_id, events in batch:
         by_run.setdefault(run_id, []).extend(events)
-    compacted = {run_id: _compact(events) for run_id, events in by_run.items()}
-    records = {run_id: [encode_event(event) for event in events] for run_id, events in compacted.items()}
-    last = uow.run_events.append_many(records, time.time(), origin)
-    return {
-        run_id: (last[run_id] - len(events) + 1, events)
-        for run_id, events in compacted.items()
-        if run_id in last
-    }
+    return _persist(uow, by_run, origin, watching=watching)
 
 
 def _commit_with(
-    uow: UnitOfWork, run_id: str, queued: list[RunEvent], work: Work, origin: str
-) -> tuple[int, list[RunEvent], list[RunEvent]]:
-    """``work`` and the run's events (queued ones first) in one transaction: returns the first
-    number, ``work``'s events and everything appended."""
+    uow: UnitOfWork, run_id: str, queued: list[RunEvent], work: Work, origin: str, watching: bool
+) -> tuple[list[RunEvent], Placed]:
+    """``work`` and the run's events (queued ones first) in one transaction: returns ``work``'s
+    events and everything placed."""
     events = work(uow)
-    appended = _compact(queued + events)
-    first_seq = _append_run(uow, run_id, appended, time.time(), origin) if appended else 0
-    return first_seq, events, appended
+    placed = _persist(uow, {run_id: queued + events}, origin, watching=watching)
+    return events, placed.get(run_id, [])
 
 
 def uses_database_bus(settings: Settings, dialect: str, *, embedded: bool) -> bool:

@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from threadline.storage import tables
 from threadline.storage.notify import EVENTS_CHANNEL, EventsNotice
 
 e = tables.run_events
+w = tables.run_watchers
 # First key of the two-key advisory lock: our namespace, so other users of advisory locks on the same
 # database (e.g. the migration lock) never collide with run ids.
 _LOCK_NAMESPACE = 0x7E7E
@@ -42,6 +43,10 @@ _LOCK_MANY = sa.text(
 _NOTIFY_MANY = sa.text(
     "SELECT count(pg_notify(:channel, p)) FROM unnest(CAST(:payloads AS text[])) AS p"
 ).bindparams(sa.bindparam("channel"), sa.bindparam("payloads", type_=postgresql.ARRAY(sa.Text)))
+_LOCK_ONE = sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:run_id))")
+_WATCHED_ELSEWHERE = sa.select(w.c.run_id).where(
+    w.c.run_id.in_(sa.bindparam("run_ids", expanding=True)), w.c.origin != sa.bindparam("origin")
+)
 _LAST_SEQS = (
     sa.select(e.c.run_id, sa.func.max(e.c.seq))
     .where(e.c.run_id.in_(sa.bindparam("run_ids", expanding=True)))
@@ -62,16 +67,22 @@ class RunEventRepository:
             return self.last_seq(run_id)
         return self.append_many({run_id: records}, created_at, origin)[run_id]
 
+    def lock(self, run_ids: Sequence[str]) -> None:
+        """Take the runs' append locks for the transaction (PostgreSQL; SQLite has one writer).
+        ``run_ids`` sorted, as every appender takes them, so that appenders never deadlock."""
+        if self.postgres and run_ids:
+            self.conn.execute(_LOCK_MANY, {"ns": _LOCK_NAMESPACE, "run_ids": list(run_ids)})
+
     def append_many(
-        self, records: Mapping[str, Records], created_at: float, origin: str = ""
+        self, records: Mapping[str, Records], created_at: float, origin: str = "", *, locked: bool = False
     ) -> dict[str, int]:
         """``append`` for several runs in one go; returns the new last ``seq`` of each run given
-        records (runs given none are left out)."""
+        records (runs given none are left out). ``locked``: the caller took ``lock`` already."""
         run_ids = sorted(run_id for run_id, run_records in records.items() if run_records)
         if not run_ids:
             return {}
-        if self.postgres:
-            self.conn.execute(_LOCK_MANY, {"ns": _LOCK_NAMESPACE, "run_ids": run_ids})
+        if not locked:
+            self.lock(run_ids)
         last: dict[str, int] = {row[0]: row[1] for row in self.conn.execute(_LAST_SEQS, {"run_ids": run_ids})}
         rows: list[dict[str, Any]] = []
         new_last: dict[str, int] = {}
@@ -103,7 +114,26 @@ class RunEventRepository:
         )
         return [(row.seq, row.name, row.data) for row in self.conn.execute(query)]
 
-    def prune(self, before: float) -> int:
-        """Delete events appended before ``before`` (Unix seconds); returns how many."""
+    def watch(self, run_id: str, origin: str, at: float) -> int:
+        """Record that ``origin`` streams the run and return where its stream starts (``last_seq``),
+        under the run's append lock: an append either saw this watcher, and keeps the run's deltas,
+        or committed before, and its events lie before the stream's start."""
+        if self.postgres:
+            self.conn.execute(_LOCK_ONE, {"ns": _LOCK_NAMESPACE, "run_id": run_id})
+        insert = postgresql.insert(w) if self.postgres else sqlite.insert(w)
+        self.conn.execute(insert.values(run_id=run_id, origin=origin, created_at=at).on_conflict_do_nothing())
+        return self.last_seq(run_id)
+
+    def watched_elsewhere(self, run_ids: Sequence[str], origin: str) -> set[str]:
+        """Which of ``run_ids`` a process other than ``origin`` streams (call holding ``lock``)."""
+        if not run_ids:
+            return set()
+        rows = self.conn.execute(_WATCHED_ELSEWHERE, {"run_ids": list(run_ids), "origin": origin})
+        return {row[0] for row in rows}
+
+    def prune(self, before: float, watchers_before: float) -> int:
+        """Delete events appended before ``before`` and watchers recorded before ``watchers_before``
+        (Unix seconds); returns how many events."""
+        self.conn.execute(w.delete().where(w.c.created_at < watchers_before))
         result = self.conn.execute(e.delete().where(e.c.created_at < before))
         return int(result.rowcount or 0)

@@ -238,6 +238,17 @@ run_events = sa.Table(
     sa.Index("ix_run_events_created_at", "created_at"),
 )
 
+# Streams of a run opened by a process (its bus's origin): a run's token deltas are appended to
+# run_events only while a process other than the executing one streams it (events/database.py).
+run_watchers = sa.Table(
+    "run_watchers",
+    metadata,
+    sa.Column("run_id", Id, primary_key=True),
+    sa.Column("origin", sa.Text, primary_key=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Index("ix_run_watchers_created_at", "created_at"),
+)
+
 # --- files and vector stores (file_search) -------------------------------------------------------
 # File bytes live in the blob store under the file id; this row is the metadata.
 files = sa.Table(
