@@ -113,7 +113,12 @@ class Measured:
 
     @property
     def cpu_us_per_request(self) -> float:
-        return self.cpu_s["threadline"] * 1e6 / int(self.wrk["requests"])
+        return self.cpu_s["threadline"] * 1e6 / max(1, int(self.wrk["requests"]))
+
+    @property
+    def cpu_ms_per_run(self) -> float:
+        """Threadline's CPU over the window per run offered in it (runs alone: what a run costs)."""
+        return self.cpu_s["threadline"] * 1e3 / max(1, len(self.samples))
 
     def outcomes(self, outcome: str) -> list[RunSample]:
         return [s for s in self.samples if s.outcome == outcome]
@@ -400,6 +405,10 @@ async def load(
         driver = Driver(client, await create_assistant(client, args.model), args.tokens)
 
         def run_wrk(seconds: int) -> dict[str, Any]:
+            if not args.connections:  # runs alone: the same window, no API load
+                time.sleep(seconds)
+                idle = {"requests": 0, "duration_us": seconds * 1e6, "p50_us": 0, "p99_us": 0, "max_us": 0}
+                return idle | {"errors_status": 0, "errors_socket": 0}
             return wrk_run.run_wrk(
                 wrk,
                 target.url,
@@ -511,6 +520,8 @@ def print_line(m: Measured) -> None:
         f"p99 {m.wrk['p99_us'] / 1e3:6.1f}  max {m.wrk['max_us'] / 1e3:6.0f} ms  "
         f"{m.cpu_us_per_request:5.0f} µs/req"
     )
+    if not m.wrk["requests"]:
+        line = f"  {m.config.name:36} runs alone, {m.cpu_ms_per_run:5.1f} ms of Threadline CPU per run"
     if m.config.rate:
         line += (
             f" | runs {s['offered']} ({s['offered_per_s']:.1f}/s) ok {s['completed']} "
@@ -610,6 +621,8 @@ def ratios(results: list[Measured], args: argparse.Namespace) -> list[str]:
         accepted = len(m.samples) - m.summary()["refused"]
         if m.config.rate and m.config.workers == 1 and base is not None and accepted:
             extra_s = m.cpu_s["threadline"] - base.cpu_us_per_request / 1e6 * int(m.wrk["requests"])
+            if not m.wrk["requests"]:
+                continue  # runs alone: the line above says what a run costs
             lines.append(
                 f"- {m.config.name}: ≈ {extra_s / accepted * 1e3:.0f} ms of Threadline CPU per accepted "
                 f"run ({accepted / m.window_s:.1f} accepted/s), beyond the no-run CPU per API request"
@@ -628,7 +641,9 @@ def main() -> None:
     )
     parser.add_argument("--tokens", type=int, default=50, help="tokens per answer (default 50)")
     parser.add_argument("--ms-per-token", type=float, default=20, help="model delay per token (default 20)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
+    parser.add_argument(
+        "--connections", type=int, default=32, help="wrk connections (default 32; 0: runs alone, no wrk)"
+    )
     parser.add_argument(
         "--run-queue-max", type=int, help="the server's admission bound (default: its own, 64)"
     )
@@ -648,6 +663,9 @@ def main() -> None:
     configs = [Config("sqlite", 1, 0), Config("sqlite", 1, args.rate)]
     configs += [Config("sqlite", 1, args.overload_rate)] if args.overload_rate else []
     configs += [Config("postgres", 1, 0), Config("postgres", 1, args.rate), Config("postgres", 2, args.rate)]
+    if not args.connections:  # runs alone: what a run costs each backend, no API load
+        configs = [Config("sqlite", 1, args.rate), Config("postgres", 1, args.rate)]
+        args.fresh_rate = 0
     configs = [c for c in configs if args.only in (None, c.backend)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     started, load_before = time.monotonic(), os.getloadavg()
