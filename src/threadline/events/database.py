@@ -178,7 +178,13 @@ class DatabaseBus:
         self._last_seq: dict[str, int] = {}
         self._pending: list[tuple[str, list[RunEvent]]] = []
         self._has_pending = asyncio.Event()
-        self._flushing = asyncio.Lock()  # one append at a time, so a run's events commit in order
+        self._writing = asyncio.Lock()  # one batch at a time (the writer task, aclose, tests)
+        # The runs of the batch being appended. A stopping commit waits only for a batch holding
+        # its own run's earlier events: one lock for every commit, held for its wall time, capped
+        # PostgreSQL at ≈ 25 stopping commits and appends a second behind a busy API's transactions
+        # (runs of 1 s took 6-7 s at 20 runs/s, docs/performance.md "Runs' CPU").
+        self._in_flight: tuple[set[str], asyncio.Event] | None = None
+        self._stopping: dict[str, int] = {}  # runs with a stopping commit under way: not batched
         self._tasks: list[asyncio.Task[None]] = []
         if notifications is not None:
             notifications.on(EVENTS_CHANNEL, self._on_notice)
@@ -211,31 +217,42 @@ class DatabaseBus:
 
     async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
         self._coalescer.flush(run_id)
-        async with self._flushing:  # no batch in flight that could commit this run's events later
-            queued = self._take(run_id)
-            both = partial(
-                _commit_with,
-                run_id=run_id,
-                queued=queued,
-                work=work,
-                origin=self.origin,
-                watching=self._watching,
-            )
-            commit = asyncio.ensure_future(db.transaction(both))
-            try:
-                events, placed = await asyncio.shield(commit)
-            except asyncio.CancelledError:
-                # The commit goes on without us: see it through, so our subscribers get its events
-                # from memory and a failed one gives its queued events back, then stop.
-                with contextlib.suppress(Exception):
-                    events, placed = await commit
-                    self._deliver(run_id, placed)
-                if commit.done() and not commit.cancelled() and commit.exception() is not None:
-                    self._give_back(run_id, queued)
-                raise
-            except Exception:
+        # No batch in flight may hold this run's earlier events (it could commit them after ours),
+        # and until our commit is done no batch takes the run's later ones: other runs' appends
+        # and stopping commits go on meanwhile.
+        while (in_flight := self._in_flight) is not None and run_id in in_flight[0]:
+            await in_flight[1].wait()
+        self._stopping[run_id] = self._stopping.get(run_id, 0) + 1
+        try:
+            return await self._commit_stopping(db, run_id, work)
+        finally:
+            if self._stopping[run_id] == 1:
+                del self._stopping[run_id]
+            else:
+                self._stopping[run_id] -= 1
+            if any(item[0] == run_id for item in self._pending):
+                self._has_pending.set()  # the run's later events, held back from the writer
+
+    async def _commit_stopping(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
+        queued = self._take(run_id)
+        both = partial(
+            _commit_with, run_id=run_id, queued=queued, work=work, origin=self.origin, watching=self._watching
+        )
+        commit = asyncio.ensure_future(db.transaction(both))
+        try:
+            events, placed = await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            # The commit goes on without us: see it through, so our subscribers get its events
+            # from memory and a failed one gives its queued events back, then stop.
+            with contextlib.suppress(Exception):
+                events, placed = await commit
+                self._deliver(run_id, placed)
+            if commit.done() and not commit.cancelled() and commit.exception() is not None:
                 self._give_back(run_id, queued)
-                raise
+            raise
+        except Exception:
+            self._give_back(run_id, queued)
+            raise
         self._deliver(run_id, placed)
         return events
 
@@ -301,24 +318,34 @@ class DatabaseBus:
 
     async def flush(self) -> None:
         """Append everything published so far (in publication order per run)."""
-        async with self._flushing:
+        async with self._writing:
             self._has_pending.clear()
-            batch, self._pending = self._pending, []
+            batch = [item for item in self._pending if item[0] not in self._stopping]
+            self._pending = [item for item in self._pending if item[0] in self._stopping]
             if not batch:
                 return
-            if self._write_delay_s > 0:
-                await asyncio.sleep(self._write_delay_s)  # tests: a slow writer, with events in flight
+            done = asyncio.Event()
+            self._in_flight = ({run_id for run_id, _ in batch}, done)
             try:
+                if self._write_delay_s > 0:
+                    await asyncio.sleep(self._write_delay_s)  # tests: a slow writer, events in flight
                 append = partial(_append, batch=batch, origin=self.origin, watching=self._watching)
                 appended = await self.db.transaction(append)
             except Exception:  # keep the events and retry: a stream waits rather than loses them
                 log.exception("appending run events failed; retrying")
                 self._pending[:0] = batch
+                failed = True
+            else:
+                failed = False
+                for run_id, placed in appended.items():
+                    self._deliver(run_id, placed)
+            finally:
+                # Delivered (or given back) before a waiting stopping commit may go on.
+                self._in_flight = None
+                done.set()
+            if failed:
                 await asyncio.sleep(RETRY_DELAY_S)
                 self._has_pending.set()
-                return
-        for run_id, placed in appended.items():
-            self._deliver(run_id, placed)
 
     async def _prune_forever(self) -> None:
         while True:
