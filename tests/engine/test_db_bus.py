@@ -18,6 +18,7 @@ from tests.support.engine import (
     WAIT_S,
     claimed_run,
     collect,
+    create_run,
     database,
     engine,
     in_loop,
@@ -99,6 +100,41 @@ async def test_database_bus_on_sqlite_carries_a_run_to_this_and_another_process(
             assert names(logged)[0] == "run.in_progress"
             assert names(logged)[-len(here) :] == names(here)
             assert text_of(logged) == "Hello there world"
+
+
+@postgres_only
+@in_loop
+async def test_token_deltas_reach_local_streams_from_memory_and_others_through_the_log(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL: a run streamed only in the process executing it appends no delta to the log, and
+    its stream still gets every delta in its place; once another process streams a run, its deltas
+    are appended and that process reads them all."""
+    model = ScriptedChatModel(reply("Hello there world"), reply("Second answer here"))
+    with database(tmp_path, "postgres") as db:
+        async with engine(db, model, bus="database") as eng:
+            run = create_run(db)
+            here = await eng.bus.subscribe(run.id)
+            eng.executor.submit(run.id)
+            seen = await collect(here)
+            assert text_of(seen) == "Hello there world"
+            order = names(seen)
+            deltas = [i for i, name in enumerate(order) if name == "message.delta"]
+            assert order.index("message.created") < deltas[0] and deltas[-1] < order.index(
+                "message.completed"
+            )
+            assert order[-2:] == ["run.completed", "end"]
+            logged = logged_events(db, run.id)
+            assert text_of(logged) == "" and "message.completed" in names(logged)
+
+            elsewhere = DatabaseBus(db, None, db.settings)  # another process: it reads the log
+            second = create_run(db)
+            here_sub, there_sub = await eng.bus.subscribe(second.id), await elsewhere.subscribe(second.id)
+            eng.executor.submit(second.id)
+            mine, theirs = await asyncio.gather(collect(here_sub), collect(there_sub))
+            assert text_of(mine) == text_of(theirs) == text_of(logged_events(db, second.id))
+            assert text_of(theirs) == "Second answer here"
+            assert names(theirs) == names(mine)
 
 
 @in_loop

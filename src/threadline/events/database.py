@@ -174,7 +174,8 @@ class DatabaseBus:
         # appends them all: without PostgreSQL's advisory lock a stream could register between an
         # append's check of the watchers and its insert, and miss that append's deltas.
         self._watching = db.dialect == "postgresql"
-        # The last number this process appended per run: where a batch of deltas alone follows.
+        # The last number appended per run that has subscribers here: where a batch of deltas
+        # alone follows (a new subscriber starts after everything appended anyway).
         self._last_seq: dict[str, int] = {}
         self._pending: list[tuple[str, list[RunEvent]]] = []
         self._has_pending = asyncio.Event()
@@ -211,6 +212,7 @@ class DatabaseBus:
         subscribers.discard(subscription)
         if not subscribers:
             self._subscribers.pop(subscription.run_id, None)
+            self._last_seq.pop(subscription.run_id, None)
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         self._coalescer.publish(run_id, events)
@@ -277,16 +279,16 @@ class DatabaseBus:
             self._has_pending.set()
 
     def _deliver(self, run_id: str, placed: Placed) -> None:
+        subscriptions = list(self._subscribers.get(run_id, ()))
+        if not subscriptions:
+            return
         last = self._last_seq.get(run_id, 0)
         numbered: list[tuple[int, bool, RunEvent]] = []
         for seq, appended, event in placed:
             last = max(last, seq) if seq is not None else last
             numbered.append((last if seq is None else seq, appended, event))
-        if any(isinstance(event, StreamEnd) for _, _, event in placed):
-            self._last_seq.pop(run_id, None)
-        elif placed:
-            self._last_seq[run_id] = last
-        for subscription in list(self._subscribers.get(run_id, ())):
+        self._last_seq[run_id] = last
+        for subscription in subscriptions:
             for seq, appended, event in numbered:
                 if appended:
                     subscription.push(seq, event)
