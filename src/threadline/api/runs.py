@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +31,8 @@ from threadline.services.runs import queries
 from threadline.services.runs import submit_tool_outputs as submit_service
 from threadline.storage.uow import UnitOfWork
 
+T = TypeVar("T")
+
 # The SDK's poll helpers (create_and_poll, create_and_run_poll, submit_tool_outputs_and_poll, poll)
 # send ``X-Stainless-Poll-Helper: true`` on their GETs and stop at these statuses; such a GET of a run
 # still on its way is held until it gets there, for at most this long (far below the SDK's timeout).
@@ -43,12 +46,28 @@ def run_response(request: Request, run: Run) -> Response:
     return json_response(run_to_wire(run), headers=headers)
 
 
-async def _start(request: Request, run: Run, stream: bool | None, prelude: list[RunEvent]) -> Response:
-    """Hand the committed run to the executor; answer with the run, or with its event stream (whose
-    slot the caller took, see ``_stream_slot``)."""
+def _queue(
+    request: Request, stream: bool | None, work: Callable[[UnitOfWork], T], run_of: Callable[[T], Run]
+) -> Callable[[UnitOfWork], tuple[T, int | None]]:
+    """``work`` (a transaction that queues a run) and, for a stream, in the same transaction, where
+    the stream starts (``EventBus.watch``): no process can claim the run before that commits."""
+    bus = context(request).bus
+
+    def queue(uow: UnitOfWork) -> tuple[T, int | None]:
+        done = work(uow)
+        return done, (bus.watch(uow, run_of(done).id) if stream else None)
+
+    return queue
+
+
+async def _start(request: Request, run: Run, stream_from: int | None, prelude: list[RunEvent]) -> Response:
+    """Hand the committed run to the executor; answer with the run, or (``stream_from``: where its
+    stream starts) with its event stream, whose slot the caller took (``_stream_slot``)."""
     slots = context(request).admission.streams
     try:
-        subscription = await context(request).bus.subscribe(run.id) if stream else None
+        subscription = (
+            None if stream_from is None else await context(request).bus.subscribe(run.id, after=stream_from)
+        )
     except BaseException:
         slots.release()
         raise
@@ -83,21 +102,31 @@ async def create_run(request: Request) -> Response:
     body = await parse_body(request, RunCreate)
     expiry_s, bounds = context(request).settings.run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
-        run = await context(request).db.transaction(
-            lambda uow: create_service.create(uow, thread_id, body, expiry_s, bounds)
+        run, stream_from = await context(request).db.transaction(
+            _queue(
+                request,
+                body.stream,
+                lambda uow: create_service.create(uow, thread_id, body, expiry_s, bounds),
+                lambda run: run,
+            )
         )
-    return await _start(request, run, body.stream, [RunChanged("created", run), RunChanged("queued", run)])
+    return await _start(request, run, stream_from, [RunChanged("created", run), RunChanged("queued", run)])
 
 
 async def create_thread_and_run(request: Request) -> Response:
     body = await parse_body(request, ThreadAndRunCreate)
     expiry_s, bounds = context(request).settings.run_expiry_s, _run_bounds(request)
     with _stream_slot(request, body.stream):
-        thread, run = await context(request).db.transaction(
-            lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, bounds)
+        (thread, run), stream_from = await context(request).db.transaction(
+            _queue(
+                request,
+                body.stream,
+                lambda uow: create_service.create_thread_and_run(uow, body, expiry_s, bounds),
+                lambda created: created[1],
+            )
         )
     prelude: list[RunEvent] = [ThreadCreated(thread), RunChanged("created", run), RunChanged("queued", run)]
-    return await _start(request, run, body.stream, prelude)
+    return await _start(request, run, stream_from, prelude)
 
 
 async def retrieve_run(request: Request) -> Response:
@@ -178,10 +207,15 @@ async def submit_tool_outputs(request: Request) -> Response:
     body = await parse_body(request, ToolOutputsSubmit)
     # A submitted run was admitted when it was created: the run queue does not refuse it again.
     with _stream_slot(request, body.stream):
-        run, events = await context(request).db.transaction(
-            lambda uow: submit_service.submit(uow, thread_id, run_id, body)
+        (run, events), stream_from = await context(request).db.transaction(
+            _queue(
+                request,
+                body.stream,
+                lambda uow: submit_service.submit(uow, thread_id, run_id, body),
+                lambda submitted: submitted[0],
+            )
         )
-    return await _start(request, run, body.stream, events)
+    return await _start(request, run, stream_from, events)
 
 
 routes = [

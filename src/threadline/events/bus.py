@@ -45,9 +45,16 @@ class Subscription(Protocol):
 
 
 class EventBus(Protocol):
-    async def subscribe(self, run_id: str, *, deltas: bool = True) -> Subscription:
-        """Events of ``run_id`` published from now on. ``deltas=False``: the subscriber needs only
-        the run's changes (a held poll), and token deltas need not cross processes for it."""
+    async def subscribe(self, run_id: str, *, deltas: bool = True, after: int | None = None) -> Subscription:
+        """Events of ``run_id`` published from now on, or after ``after`` (what ``watch`` returned).
+        ``deltas=False``: the subscriber needs only the run's changes (a held poll), and token
+        deltas need not cross processes for it."""
+        ...
+
+    def watch(self, uow: UnitOfWork, run_id: str) -> int:
+        """In the transaction that queues a run for a stream: register the stream and return where
+        it starts, for ``subscribe(after=...)``. Nothing can execute the run before that commits,
+        so the stream misses none of its events, whichever process claims it."""
         ...
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
@@ -178,10 +185,15 @@ class InProcessBus:
         self._subscribers: dict[str, list[_QueueSubscription]] = {}
         self._coalescer = DeltaCoalescer(self._fan_out, coalesce_s, coalesce_max)
 
-    async def subscribe(self, run_id: str, *, deltas: bool = True) -> _QueueSubscription:
+    async def subscribe(
+        self, run_id: str, *, deltas: bool = True, after: int | None = None
+    ) -> _QueueSubscription:
         subscription = _QueueSubscription(self, run_id)
         self._subscribers.setdefault(run_id, []).append(subscription)
         return subscription
+
+    def watch(self, uow: UnitOfWork, run_id: str) -> int:
+        return 0  # one process, one loop: a subscription taken right after the commit sees it all
 
     def unsubscribe(self, subscription: _QueueSubscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id, [])

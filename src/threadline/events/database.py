@@ -197,8 +197,12 @@ class DatabaseBus:
             asyncio.create_task(self._prune_forever(), name="threadline-events-prune"),
         ]
 
-    async def subscribe(self, run_id: str, *, deltas: bool = True) -> DatabaseSubscription:
-        if deltas and self._watching:
+    async def subscribe(
+        self, run_id: str, *, deltas: bool = True, after: int | None = None
+    ) -> DatabaseSubscription:
+        if after is not None:
+            cursor = after
+        elif deltas and self._watching:
             origin, now = self.origin, time.time()
             cursor = await self.db.transaction(lambda uow: uow.run_events.watch(run_id, origin, now))
         else:
@@ -206,6 +210,11 @@ class DatabaseBus:
         subscription = DatabaseSubscription(self, run_id, cursor)
         self._subscribers.setdefault(run_id, set()).add(subscription)
         return subscription
+
+    def watch(self, uow: UnitOfWork, run_id: str) -> int:
+        if self._watching:
+            return uow.run_events.watch(run_id, self.origin, time.time())
+        return uow.run_events.last_seq(run_id)
 
     def unsubscribe(self, subscription: DatabaseSubscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id, set())
