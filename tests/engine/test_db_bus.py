@@ -137,6 +137,30 @@ async def test_token_deltas_reach_local_streams_from_memory_and_others_through_t
             assert names(theirs) == names(mine)
 
 
+@postgres_only
+@in_loop
+async def test_a_stream_watching_from_the_queueing_transaction_gets_what_came_before_it_subscribed(
+    tmp_path: Path,
+) -> None:
+    """The API registers a stream in the transaction that queues its run; a worker that claims the
+    run at once and appends before the API process has subscribed still reaches the stream with
+    every event, its deltas included."""
+    with database(tmp_path, "postgres") as db:
+        api, worker = DatabaseBus(db, None, db.settings), DatabaseBus(db, None, db.settings)
+        run = claimed_run(db)
+        start = db.transaction_sync(lambda uow: api.watch(uow, run.id))
+        worker.publish(run.id, [RunChanged("in_progress", run), MessageDelta("msg_1", 0, "Hel", True)])
+        await worker.flush()
+        worker.publish(run.id, [MessageDelta("msg_1", 0, "lo", False)])
+        await worker.flush()
+        end = lambda uow: transitions.end(uow, run.id, RunStatus.CANCELLED)  # noqa: E731
+        await worker.transaction(db, run.id, end)
+        events = await collect(await api.subscribe(run.id, after=start))
+        assert text_of(events) == "Hello"
+        assert names(events)[0] == "run.in_progress"
+        assert names(events)[-2:] == ["run.cancelled", "end"]
+
+
 @in_loop
 async def test_stall_check_ends_a_stream_whose_run_stopped_unheard(tmp_path: Path) -> None:
     """A worker died after committing the run's end but before appending its events: the stall
