@@ -202,9 +202,8 @@ class DatabaseBus:
     ) -> DatabaseSubscription:
         if after is not None:
             cursor = after
-        elif deltas and self._watching:
-            origin, now = self.origin, time.time()
-            cursor = await self.db.transaction(lambda uow: uow.run_events.watch(run_id, origin, now))
+        elif deltas:
+            cursor = await self.db.transaction(lambda uow: self.watch(uow, run_id))
         else:
             cursor = await self.db.transaction(lambda uow: uow.run_events.last_seq(run_id))
         subscription = DatabaseSubscription(self, run_id, cursor)

@@ -47,6 +47,13 @@ _LOCK_ONE = sa.text("SELECT pg_advisory_xact_lock(:ns, hashtext(:run_id))")
 _WATCHED_ELSEWHERE = sa.select(w.c.run_id).where(
     w.c.run_id.in_(sa.bindparam("run_ids", expanding=True)), w.c.origin != sa.bindparam("origin")
 )
+_WATCH = {
+    dialect.dialect().name: dialect.insert(w)
+    .values(run_id=sa.bindparam("run_id"), origin=sa.bindparam("origin"), created_at=sa.bindparam("at"))
+    .on_conflict_do_nothing()
+    for dialect in (postgresql, sqlite)
+}
+_LAST_SEQ = sa.select(sa.func.coalesce(sa.func.max(e.c.seq), 0)).where(e.c.run_id == sa.bindparam("run_id"))
 _LAST_SEQS = (
     sa.select(e.c.run_id, sa.func.max(e.c.seq))
     .where(e.c.run_id.in_(sa.bindparam("run_ids", expanding=True)))
@@ -101,8 +108,7 @@ class RunEventRepository:
 
     def last_seq(self, run_id: str) -> int:
         """The run's last event number (0: none yet): where a new subscriber starts reading."""
-        query = sa.select(sa.func.coalesce(sa.func.max(e.c.seq), 0)).where(e.c.run_id == run_id)
-        return int(self.conn.execute(query).scalar_one())
+        return int(self.conn.execute(_LAST_SEQ, {"run_id": run_id}).scalar_one())
 
     def after(self, run_id: str, seq: int, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
         """Up to ``limit`` events of the run after ``seq``, in order."""
@@ -120,8 +126,7 @@ class RunEventRepository:
         or committed before, and its events lie before the stream's start."""
         if self.postgres:
             self.conn.execute(_LOCK_ONE, {"ns": _LOCK_NAMESPACE, "run_id": run_id})
-        insert = postgresql.insert(w) if self.postgres else sqlite.insert(w)
-        self.conn.execute(insert.values(run_id=run_id, origin=origin, created_at=at).on_conflict_do_nothing())
+        self.conn.execute(_WATCH[self.conn.dialect.name], {"run_id": run_id, "origin": origin, "at": at})
         return self.last_seq(run_id)
 
     def watched_elsewhere(self, run_ids: Sequence[str], origin: str) -> set[str]:
