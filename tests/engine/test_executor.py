@@ -5,11 +5,22 @@ sweep, shutdown) itself. Nothing waits on the wall clock for an outcome."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.support.engine import WAIT_S, collect, database, drained, engine, in_loop, names, postgres_only
+from tests.support.engine import (
+    WAIT_S,
+    collect,
+    create_run,
+    database,
+    drained,
+    engine,
+    in_loop,
+    names,
+    postgres_only,
+)
 from tests.support.scripted_model import Hold, Script, ScriptedChatModel, reply
 from threadline.domain.run_states import Interrupt, RunStatus
 from threadline.domain.threads import Message
@@ -296,3 +307,33 @@ async def test_heartbeat_stops_a_run_another_worker_recovered_meanwhile(tmp_path
             assert task.cancelling() == 0  # once could be our own task's last moment
             await eng.executor.heartbeat()
             assert task.cancelling() > 0  # our copy is being stopped
+
+
+def test_the_claim_opens_a_text_only_runs_message_in_its_own_transaction(tmp_path: Path) -> None:
+    """A fresh run that can only answer with text gets its message and step in the claim (one
+    transaction fewer per run); a run with tools does not, since its model may call them instead."""
+    with database(tmp_path) as db:
+        plain = create_run(db)
+        tooled = create_run(db, tools=[{"type": "function", "function": {"name": "f"}}])
+        claim = partial(
+            transitions.claim, owner="me", lease_expires_at=1e12, limit=10, opens=lambda r: not r.tools
+        )
+        starts = {s.run.id: s for s in db.transaction_sync(claim)}
+        assert starts.keys() == {plain.id, tooled.id}
+        assert starts[tooled.id].opened is None
+        assert names(starts[tooled.id].events) == ["run.in_progress"]
+        opened = starts[plain.id].opened
+        assert opened is not None
+        message, step = opened
+        assert names(starts[plain.id].events) == [
+            "run.in_progress",
+            "step.created",
+            "step.in_progress",
+            "message.created",
+            "message.in_progress",
+        ]
+        [stored] = assistant_messages(db, plain.thread_id)
+        assert (stored.id, stored.status, stored.run_id) == (message.id, "in_progress", plain.id)
+        steps = db.transaction_sync(lambda uow: uow.run_steps.all_for_run(plain.id))
+        assert [s.id for s in steps] == [step.id]
+        assert assistant_messages(db, tooled.thread_id) == []

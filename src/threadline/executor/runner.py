@@ -111,6 +111,14 @@ class Runner:
             self.run_log.observe(run_id, events)
         return events
 
+    def opens_at_claim(self, run: Run) -> bool:
+        """True when the run's first round can only answer with text and will call the model: no
+        tools, no prompt budget that could end it first, a provider for its model. Then the claim
+        opens its message (``transitions.claim``), as ``_stream_round`` would have."""
+        if run.tools or run.max_prompt_tokens is not None:
+            return False
+        return self.router.provider_for(run.model) != "none"
+
     async def execute(self, start: RunStart, progress: RunProgress) -> None:
         """Run a run the executor has just claimed (``start.events`` are already published). Model and
         tool failures end the run ``failed`` (streams end ``thread.run.failed``, with ``last_error``,
@@ -146,6 +154,7 @@ class Runner:
         used_prompt = sum(u["prompt_tokens"] for u in used)
         used_completion = sum(u["completion_tokens"] for u in used)
         images: dict[str, str] = {}
+        opened = start.opened
         while True:
             prompt_left = None if run.max_prompt_tokens is None else run.max_prompt_tokens - used_prompt
             completion_left = (
@@ -164,6 +173,9 @@ class Runner:
             tools = await self.registry.run_chat_tools(run)
             request = self._request(run, upstream_model, prompt.messages, completion_left, tools)
             result = _Round(stream=AnnotatedStream(annotation_sources(steps)))
+            if opened is not None:  # the claim opened the first round's message (opens_at_claim)
+                result.message_id, result.message_step_id = opened[0].id, opened[1].id
+                opened = None
             await self._stream_round(run, model, request, progress, prompt.tokens, result)
             used_prompt += result.prompt_tokens
             used_completion += result.completion_tokens
@@ -221,7 +233,7 @@ class Runner:
         result: _Round,
     ) -> None:
         usage_seen = False
-        if request.tools is None:
+        if request.tools is None and result.message_step_id is None:
             # A round without tools can only answer with text: open the message and its step while
             # the upstream request is in flight instead of after the first token (time to first token).
             result.opening = asyncio.ensure_future(

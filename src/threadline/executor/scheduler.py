@@ -165,7 +165,13 @@ class Executor:
                 return
             limit = min(free, CLAIM_BATCH)
             lease_until = self._clock() + self.settings.run_lease_s
-            claim = partial(transitions.claim, owner=self.owner, lease_expires_at=lease_until, limit=limit)
+            claim = partial(
+                transitions.claim,
+                owner=self.owner,
+                lease_expires_at=lease_until,
+                limit=limit,
+                opens=self.runner.opens_at_claim,
+            )
             starts = await self.db.transaction(claim)
             for start in starts:
                 self._launch(start)

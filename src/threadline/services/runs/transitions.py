@@ -7,6 +7,7 @@ returns the events to publish once the caller has committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,8 @@ class RunStart:
     steps: list[RunStep]
     events: list[RunEvent]
     project_id: str
+    # The first round's message and step, when the claim opened them (see ``claim``).
+    opened: tuple[Message, RunStep] | None = None
 
 
 def usage_dict(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -55,10 +58,18 @@ def text_content(text: str) -> list[dict[str, Any]]:
     return [{"type": "text", "text": {"value": text, "annotations": []}}]
 
 
-def claim(uow: UnitOfWork, owner: str, lease_expires_at: float, limit: int) -> list[RunStart]:
+def claim(
+    uow: UnitOfWork,
+    owner: str,
+    lease_expires_at: float,
+    limit: int,
+    opens: Callable[[Run], bool] = lambda run: False,
+) -> list[RunStart]:
     """queued -> in_progress for up to ``limit`` runs, each leased to ``owner`` until
     ``lease_expires_at``. Runs another worker is claiming at the same moment are skipped (exactly
-    one claim wins: see ``storage/runs.py``)."""
+    one claim wins: see ``storage/runs.py``). A fresh run for which ``opens`` is true (its first
+    round can only answer with text) also gets its message and step here: one transaction fewer
+    per run, and the message exists before the model is called, as it would otherwise."""
     started: list[RunStart] = []
     for run_id in uow.runs.claimable_ids(limit):
         if not uow.runs.claim(run_id, owner, lease_expires_at, now()):
@@ -66,15 +77,18 @@ def claim(uow: UnitOfWork, owner: str, lease_expires_at: float, limit: int) -> l
         run = uow.runs.by_id(run_id)
         project_id = uow.runs.project_of(run_id)
         assert run is not None and project_id is not None  # just claimed in this transaction
-        started.append(
-            RunStart(
-                run=run,
-                messages=uow.messages.all_in_thread(run.thread_id),
-                steps=uow.run_steps.all_for_run(run.id),
-                events=[RunChanged("in_progress", run)],
-                project_id=project_id,
-            )
+        start = RunStart(
+            run=run,
+            messages=uow.messages.all_in_thread(run.thread_id),
+            steps=uow.run_steps.all_for_run(run.id),
+            events=[RunChanged("in_progress", run)],
+            project_id=project_id,
         )
+        if not start.steps and opens(run):
+            message, step, events = open_message(uow, run)
+            start.opened = (message, step)
+            start.events += events
+        started.append(start)
     return started
 
 
