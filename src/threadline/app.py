@@ -22,7 +22,7 @@ from threadline.api.errors import http_error_handler, threadline_error_handler
 from threadline.api.middleware import RequestContextMiddleware
 from threadline.api.operations import operation_routes
 from threadline.api.rate_limits import RequestLimiter
-from threadline.api.routes import v1_routes
+from threadline.api.routes import ShapeIndexedRouter, v1_routes
 from threadline.config import Settings
 from threadline.domain.errors import ThreadlineError
 from threadline.observability import metrics
@@ -82,12 +82,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
     disk_reserve = DiskReserve(settings.data_dir / ".disk-reserve", settings.disk_reserve_bytes)
     keyring = KeyRing(settings.api_keys)
     limiter = RequestLimiter(settings.project_requests_per_minute)
-    return Starlette(
-        # /metrics on the API port unless turned off or moved to its own port (metrics_port).
-        routes=[
-            *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
-            *v1_routes(),
-        ],
+    app = Starlette(
         middleware=[
             Middleware(RequestContextMiddleware, keyring=keyring, limiter=limiter, disk_reserve=disk_reserve)
         ],
@@ -95,5 +90,15 @@ def create_app(settings: Settings, *, migrate: bool = True) -> Starlette:
             ThreadlineError: threadline_error_handler,
             HTTPException: http_error_handler,
         },
+    )
+    # The app's router is the shape-indexed one (api/routes.py); Starlette builds its middleware
+    # stack around ``app.router`` on the first request, so setting it here is enough.
+    app.router = ShapeIndexedRouter(
+        [
+            # /metrics on the API port unless turned off or moved to its own port (metrics_port).
+            *operation_routes(serve_metrics=settings.metrics and not settings.metrics_port),
+            *v1_routes(),
+        ],
         lifespan=lifespan,
     )
+    return app

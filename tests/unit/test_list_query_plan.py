@@ -1,15 +1,14 @@
 """Listing a page is an indexed keyset query: its plan never sorts or scans the whole thread.
 
-The statements are captured from the real repository call, then explained by SQLite.
+The statements are captured from the real repository call as SQLite ran them (its trace callback
+gives each statement with its values in place), then explained by SQLite.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from threadline.config import Settings
 from threadline.domain.threads import ListParams
@@ -28,23 +27,20 @@ from threadline.storage.uow import UnitOfWork
 )
 def test_message_page_plan_uses_the_thread_index(tmp_path: Path, params: ListParams) -> None:
     db = Database(Settings(data_dir=tmp_path))
-    captured: list[tuple[str, Any]] = []
-
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            captured.append((statement, parameters))
-
+    captured: list[str] = []
     try:
         upgrade(db.engine)
-        event.listen(db.engine, "before_cursor_execute", capture)
-        db.transaction_sync(lambda uow: uow.messages.list("thread_x", params))
-        event.remove(db.engine, "before_cursor_execute", capture)
-        assert captured, "the repository ran a query"
+        with db.engine.begin() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            driver.set_trace_callback(captured.append)
+            UnitOfWork(conn).messages.list("thread_x", params)
+            driver.set_trace_callback(None)
+        selects = [statement for statement in captured if statement.lstrip().upper().startswith("SELECT")]
+        assert selects, "the repository ran a query"
         with db.engine.connect() as conn:
-            for statement, parameters in captured:
-                plan = " | ".join(
-                    str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
-                )
+            for statement in selects:
+                plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
                 assert "ix_messages_thread_id_id" in plan, plan
                 assert "TEMP B-TREE" not in plan, plan
     finally:

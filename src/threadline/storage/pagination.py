@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from threadline.domain.threads import ListParams, Page
-from threadline.storage.rows import object_columns
+from threadline.storage.compiled import Compiled
+from threadline.storage.rows import Mapper, object_columns
 
 T = TypeVar("T")
 
@@ -31,39 +32,61 @@ def fetch_page(
     Filters: ``equal`` (column name -> value, the hot lists: a thread's messages and runs, a run's
     steps) uses a statement built once per shape; ``where`` (any other expression) builds one per call.
     ``columns``: what to select (a table is always listed with the same ones), by default the object's."""
-    descending = params.order == "desc"
-    # Walking backwards from `before` (without `after`) reads the nearest items first, then flips them.
-    backwards = params.before is not None and params.after is None
+    selected = None if columns is None else tuple(column.name for column in columns)
+    values, shape = _values_and_shape(table, params, equal, selected)
+    query = None if where else _STATEMENTS.get(shape)
+    if query is None:
+        query = _page_query(table, where, shape, object_columns(table) if columns is None else columns)
+        if not where:
+            _STATEMENTS[shape] = query
+    return _page(params, conn.execute(query, values).all(), to_object)
+
+
+def keyset_page(
+    conn: Connection, params: ListParams, mapper: Mapper[T], *, equal: Mapping[str, Any]
+) -> Page[T]:
+    """``fetch_page`` for the hot lists (a thread's messages and runs, a run's steps, a project's
+    threads and assistants): equality filters only, the object's columns, and the statement compiled
+    once per shape and run on the driver's cursor (storage/compiled.py)."""
+    values, shape = _values_and_shape(mapper.table, params, equal, None)
+    query = _COMPILED.get(shape)
+    if query is None:
+        query = _COMPILED[shape] = Compiled(_page_query(mapper.table, [], shape, mapper.columns))
+    return _page(params, query.all(conn, values), mapper.load_values)
+
+
+def _values_and_shape(
+    table: sa.Table, params: ListParams, equal: Mapping[str, Any] | None, selected: tuple[str, ...] | None
+) -> tuple[dict[str, Any], tuple[Any, ...]]:
     values: dict[str, Any] = {f"b_{name}": value for name, value in (equal or {}).items()}
     values["b_limit"] = params.limit + 1
     if params.after is not None:
         values["b_after"] = params.after
     if params.before is not None:
         values["b_before"] = params.before
-    selected = None if columns is None else tuple(column.name for column in columns)
     shape = (
         table.name,
         tuple(equal or ()),
-        descending,
+        params.order == "desc",
         params.after is not None,
         params.before is not None,
         selected,
     )
-    query = None if where else _STATEMENTS.get(shape)
-    if query is None:
-        query = _page_query(table, where, shape, object_columns(table) if columns is None else columns)
-        if not where:
-            _STATEMENTS[shape] = query
-    rows = conn.execute(query, values).all()
-    has_more = len(rows) > params.limit
-    rows = list(rows[: params.limit])
-    if backwards:
+    return values, shape
+
+
+def _page(params: ListParams, fetched: Sequence[Any], to_object: Callable[[Any], T]) -> Page[T]:
+    has_more = len(fetched) > params.limit
+    rows = list(fetched[: params.limit])
+    # Walking backwards from `before` (without `after`) reads the nearest items first, then flips them.
+    if params.before is not None and params.after is None:
         rows.reverse()
     return Page([to_object(row) for row in rows], has_more)
 
 
 # Page statements by shape (table, equality columns, order, which cursors): a handful per process.
 _STATEMENTS: dict[tuple[Any, ...], sa.Select[Any]] = {}
+_COMPILED: dict[tuple[Any, ...], Compiled] = {}
 
 
 def _page_query(

@@ -27,7 +27,8 @@ from threadline.domain.run_states import (
 from threadline.domain.runs import Run
 from threadline.domain.threads import ListParams, Page
 from threadline.storage import tables
-from threadline.storage.pagination import fetch_page
+from threadline.storage.compiled import Compiled
+from threadline.storage.pagination import keyset_page
 from threadline.storage.rows import Mapper
 from threadline.storage.scope import Ownership
 
@@ -35,10 +36,9 @@ r = tables.runs
 
 
 _runs = Mapper(Run, r)
-_run = _runs.load
 # The statuses are part of the SQL text (not parameters): the statement is built once, and the
 # planner sees the constants.
-_ACTIVE = (
+_ACTIVE = Compiled(
     sa.select(r.c.id)
     .where(
         r.c.thread_id == sa.bindparam("thread_id"),
@@ -49,39 +49,49 @@ _ACTIVE = (
 # Admission control counts the runs the executors owe work to (queued, in progress, cancelling:
 # not requires_action, which waits on the client). The count stops at ``b_limit`` rows, so its cost
 # is bounded by the limit, not by the backlog; ix_runs_status serves it.
-_EXECUTING_COUNT = sa.select(sa.func.count()).select_from(
-    sa.select(sa.literal_column("1"))
-    .select_from(r)
-    .where(r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]))
-    .limit(sa.bindparam("b_limit"))
-    .subquery()
-)
-_EXECUTING_COUNT_IN_PROJECT = sa.select(sa.func.count()).select_from(
-    sa.select(sa.literal_column("1"))
-    .select_from(r)
-    .where(
-        r.c.project_id == sa.bindparam("b_project"),
-        r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]),
+_EXECUTING_COUNT = Compiled(
+    sa.select(sa.func.count()).select_from(
+        sa.select(sa.literal_column("1"))
+        .select_from(r)
+        .where(r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]))
+        .limit(sa.bindparam("b_limit"))
+        .subquery()
     )
-    .limit(sa.bindparam("b_limit"))
-    .subquery()
 )
-# The run path's statements, built once: building a statement per call (a bind parameter per column,
-# coerced and cache-keyed) cost more CPU than executing it. Values come with the execute call; an
-# UPDATE without ``.values()`` sets the columns named in them. Bind names must not be column names.
-_INSERT = r.insert()
+_EXECUTING_COUNT_IN_PROJECT = Compiled(
+    sa.select(sa.func.count()).select_from(
+        sa.select(sa.literal_column("1"))
+        .select_from(r)
+        .where(
+            r.c.project_id == sa.bindparam("b_project"),
+            r.c.status.in_([sa.literal_column(f"'{status}'") for status in EXECUTING_RUN_STATUSES]),
+        )
+        .limit(sa.bindparam("b_limit"))
+        .subquery()
+    )
+)
+# The run path's statements, compiled once and run on the driver's cursor (storage/compiled.py):
+# building and executing a statement through Core cost more CPU than SQLite took to run it. An INSERT
+# or UPDATE sets the columns named in ``column_keys``; bind names must not be column names.
+_INSERT = Compiled(r.insert(), column_keys=[*_runs.names, "project_id"])
 # Each read in two variants: any project (the engine's bookkeeping) and the scope's (storage/scope.py).
-_GET_ANY = sa.select(*_runs.columns).where(
+_GET_ANY_STATEMENT = sa.select(*_runs.columns).where(
     r.c.id == sa.bindparam("b_run_id"), r.c.thread_id == sa.bindparam("b_thread_id")
 )
-_GET = _GET_ANY.where(r.c.project_id == sa.bindparam("b_project"))
-_BY_ID_ANY = sa.select(*_runs.columns).where(r.c.id == sa.bindparam("b_run_id"))
-_BY_ID = _BY_ID_ANY.where(r.c.project_id == sa.bindparam("b_project"))
-_BY_ID_FOR_UPDATE_ANY = _BY_ID_ANY.with_for_update()
-_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()
-_PROJECT_OF = sa.select(r.c.project_id).where(r.c.id == sa.bindparam("b_run_id"))
-_UPDATE = r.update().where(r.c.id == sa.bindparam("b_run_id"))
-_CLAIM = (
+_GET_ANY = Compiled(_GET_ANY_STATEMENT)
+_GET = Compiled(_GET_ANY_STATEMENT.where(r.c.project_id == sa.bindparam("b_project")))
+_BY_ID_ANY_STATEMENT = sa.select(*_runs.columns).where(r.c.id == sa.bindparam("b_run_id"))
+_BY_ID_STATEMENT = _BY_ID_ANY_STATEMENT.where(r.c.project_id == sa.bindparam("b_project"))
+_BY_ID_ANY = Compiled(_BY_ID_ANY_STATEMENT)
+_BY_ID = Compiled(_BY_ID_STATEMENT)
+_BY_ID_FOR_UPDATE_ANY = Compiled(_BY_ID_ANY_STATEMENT.with_for_update())
+_BY_ID_FOR_UPDATE = Compiled(_BY_ID_STATEMENT.with_for_update())
+_PROJECT_OF = Compiled(sa.select(r.c.project_id).where(r.c.id == sa.bindparam("b_run_id")))
+_UPDATE = Compiled(
+    r.update().where(r.c.id == sa.bindparam("b_run_id")),
+    column_keys=[name for name in _runs.names if name != "id"],
+)
+_CLAIM = Compiled(
     r.update()
     .where(r.c.id == sa.bindparam("b_run_id"), r.c.status == RunStatus.QUEUED)
     .values(
@@ -92,7 +102,7 @@ _CLAIM = (
     )
 )
 
-_CLAIMABLE = (
+_CLAIMABLE = Compiled(
     sa.select(r.c.id)
     .where(r.c.status == RunStatus.QUEUED)
     .order_by(r.c.id)
@@ -112,19 +122,19 @@ class RunRepository:
     def active_run_id(self, thread_id: str) -> str | None:
         """The id of the thread's run in queued/in_progress/requires_action/cancelling, if any."""
         self.owner.thread(thread_id)
-        return self.conn.execute(_ACTIVE, {"thread_id": thread_id}).scalar_one_or_none()
+        return _ACTIVE.scalar(self.conn, {"thread_id": thread_id})  # type: ignore[no-any-return]
 
     def executing_count(self, limit: int, *, in_project: bool = False) -> int:
         """How many runs are queued, in progress or cancelling, counted up to ``limit``: across every
         project (admission bounds what the deployment's executors owe), or in the scope's project."""
         if in_project and self.owner.project_id is not None:
             values = {"b_limit": limit, "b_project": self.owner.project_id}
-            return int(self.conn.execute(_EXECUTING_COUNT_IN_PROJECT, values).scalar_one())
-        return int(self.conn.execute(_EXECUTING_COUNT, {"b_limit": limit}).scalar_one())
+            return int(_EXECUTING_COUNT_IN_PROJECT.scalar(self.conn, values))
+        return int(_EXECUTING_COUNT.scalar(self.conn, {"b_limit": limit}))
 
     def insert(self, run: Run) -> None:
         self.owner.thread(run.thread_id)
-        self.conn.execute(_INSERT, {**_runs.dump(run), "project_id": self.owner.project_for_insert()})
+        _INSERT.execute(self.conn, {**_runs.dump(run), "project_id": self.owner.project_for_insert()})
         self.owner.found(run.id)
 
     def get(self, thread_id: str, run_id: str) -> Run | None:
@@ -138,31 +148,29 @@ class RunRepository:
     def by_id(self, run_id: str) -> Run | None:
         return self._one(_BY_ID_ANY, _BY_ID, {"b_run_id": run_id})
 
-    def _one(self, anywhere: sa.Select[Any], scoped: sa.Select[Any], values: dict[str, Any]) -> Run | None:
+    def _one(self, anywhere: Compiled, scoped: Compiled, values: dict[str, Any]) -> Run | None:
         if self.owner.everywhere:
-            row = self.conn.execute(anywhere, values).first()
+            row = anywhere.first(self.conn, values)
         else:
-            row = self.conn.execute(scoped, {**values, "b_project": self.owner.project_id}).first()
+            row = scoped.first(self.conn, {**values, "b_project": self.owner.project_id})
         if row is None:
             return None
-        run = _run(row)
+        run = _runs.load_values(row)
         self.owner.found(run.id)
         return run
 
     def project_of(self, run_id: str) -> str | None:
         """The project a run belongs to (the executor acts for it while executing the run)."""
-        return self.conn.execute(_PROJECT_OF, {"b_run_id": run_id}).scalar_one_or_none()
+        return _PROJECT_OF.scalar(self.conn, {"b_run_id": run_id})  # type: ignore[no-any-return]
 
     def update(self, run: Run) -> None:
         self.owner.run(run.id)
         values = _runs.dump(run, without=("id",))
-        self.conn.execute(_UPDATE, {"b_run_id": run.id, **values})
+        _UPDATE.execute(self.conn, {"b_run_id": run.id, **values})
 
     def list(self, thread_id: str, params: ListParams) -> Page[Run]:
         self.owner.thread(thread_id)
-        return fetch_page(
-            self.conn, r, [], params, _run, equal={"thread_id": thread_id, **self.owner.equal()}
-        )
+        return keyset_page(self.conn, params, _runs, equal={"thread_id": thread_id, **self.owner.equal()})
 
     def ids_due_to_expire(self, now: int, owner: str, now_s: float) -> builtins.list[str]:
         """Live runs whose ``expires_at`` has passed (the expiry sweep), except those another worker
@@ -198,14 +206,13 @@ class RunRepository:
     def claimable_ids(self, limit: int) -> builtins.list[str]:
         """Up to ``limit`` queued runs, oldest first, row-locked; rows locked elsewhere are skipped."""
         self.owner.require_bookkeeping()
-        return list(self.conn.execute(_CLAIMABLE, {"b_limit": limit}).scalars())
+        return [row[0] for row in _CLAIMABLE.all(self.conn, {"b_limit": limit})]
 
     def claim(self, run_id: str, owner: str, lease_expires_at: float, started_at: int) -> bool:
         """queued -> in_progress for ``owner`` if the run is still queued; False if someone else won."""
         self.owner.require_bookkeeping()
         params = {"b_run_id": run_id, "b_owner": owner, "b_lease_expires_at": lease_expires_at}
-        result = self.conn.execute(_CLAIM, {**params, "b_started_at": started_at})
-        return bool(result.rowcount)
+        return _CLAIM.execute(self.conn, {**params, "b_started_at": started_at}) > 0
 
     def renew_leases(
         self, owner: str, run_ids: builtins.list[str], lease_expires_at: float

@@ -37,6 +37,7 @@ from threadline.domain.errors import (
     VectorStoreNotFound,
 )
 from threadline.storage import tables
+from threadline.storage.compiled import Compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +74,12 @@ class WrongProject(RuntimeError):
     """A programming error: a write or read that needs a project ran without one."""
 
 
-def _owned_query(table: sa.Table) -> sa.Select[tuple[str]]:
+def _owned_query(table: sa.Table) -> Compiled:
     """Whether row ``b_id`` of ``table`` belongs to project ``b_project`` (built once per table)."""
-    return sa.select(table.c.id).where(
-        table.c.id == sa.bindparam("b_id"), table.c.project_id == sa.bindparam("b_project")
+    return Compiled(
+        sa.select(table.c.id).where(
+            table.c.id == sa.bindparam("b_id"), table.c.project_id == sa.bindparam("b_project")
+        )
     )
 
 
@@ -133,11 +136,9 @@ class Ownership:
     def run(self, run_id: str) -> None:
         self._require(run_id, _RUN_OWNED, RunNotFound)
 
-    def _require(
-        self, object_id: str, query: sa.Select[tuple[str]], missing: Callable[[str], NotFound]
-    ) -> None:
+    def _require(self, object_id: str, query: Compiled, missing: Callable[[str], NotFound]) -> None:
         if self.project_id is None or object_id in self._owned:
             return
-        if self.conn.execute(query, {"b_id": object_id, "b_project": self.project_id}).first() is None:
+        if query.first(self.conn, {"b_id": object_id, "b_project": self.project_id}) is None:
             raise missing(object_id)
         self._owned.add(object_id)

@@ -7,6 +7,7 @@ from sqlalchemy.engine import Connection
 
 from threadline.domain.threads import ListParams, Page, Thread
 from threadline.storage import tables
+from threadline.storage.compiled import Compiled
 from threadline.storage.pagination import fetch_page
 from threadline.storage.rows import Mapper
 from threadline.storage.scope import Ownership
@@ -16,10 +17,11 @@ t = tables.threads
 
 _threads = Mapper(Thread, t)
 _thread = _threads.load
-# Built once (see storage/runs.py); the scoped variant also names the project.
-_GET_ANY = sa.select(*_threads.columns).where(t.c.id == sa.bindparam("b_id"))
-_GET = _GET_ANY.where(t.c.project_id == sa.bindparam("b_project"))
-_INSERT = t.insert()
+# On the driver's cursor (storage/compiled.py); the scoped variant also names the project.
+_GET_ANY_STATEMENT = sa.select(*_threads.columns).where(t.c.id == sa.bindparam("b_id"))
+_GET_ANY = Compiled(_GET_ANY_STATEMENT)
+_GET = Compiled(_GET_ANY_STATEMENT.where(t.c.project_id == sa.bindparam("b_project")))
+_INSERT = Compiled(t.insert(), column_keys=[*_threads.names, "project_id"])
 
 
 class ThreadRepository:
@@ -28,18 +30,18 @@ class ThreadRepository:
         self.owner = owner
 
     def insert(self, thread: Thread) -> None:
-        self.conn.execute(_INSERT, {**_threads.dump(thread), "project_id": self.owner.project_for_insert()})
+        _INSERT.execute(self.conn, {**_threads.dump(thread), "project_id": self.owner.project_for_insert()})
         self.owner.found(thread.id)
 
     def get(self, thread_id: str) -> Thread | None:
         if self.owner.everywhere:
-            row = self.conn.execute(_GET_ANY, {"b_id": thread_id}).first()
+            row = _GET_ANY.first(self.conn, {"b_id": thread_id})
         else:
-            row = self.conn.execute(_GET, {"b_id": thread_id, "b_project": self.owner.project_id}).first()
+            row = _GET.first(self.conn, {"b_id": thread_id, "b_project": self.owner.project_id})
         if row is None:
             return None
         self.owner.found(thread_id)
-        return _thread(row)
+        return _threads.load_values(row)
 
     def update(self, thread: Thread) -> None:
         self.conn.execute(

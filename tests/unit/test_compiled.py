@@ -1,0 +1,128 @@
+"""Statements on the driver's cursor (storage/compiled.py) read and write exactly what SQLAlchemy Core
+does, raise SQLAlchemy's errors, and stay inside the transaction; on both engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support.engine import database, in_loop, postgres_only
+from threadline.domain.projects import DEFAULT_PROJECT_ID
+from threadline.domain.run_states import RunStatus
+from threadline.domain.runs import Run
+from threadline.domain.threads import Thread
+from threadline.storage import tables
+from threadline.storage.compiled import Compiled
+from threadline.storage.scope import Scope
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=postgres_only)]
+t = tables.threads
+r = tables.runs
+_SELECT_THREAD = sa.select(t.c.id, t.c.created_at, t.c.tool_resources, t.c.metadata).where(
+    t.c.id == sa.bindparam("b_id")
+)
+SCOPE = Scope(DEFAULT_PROJECT_ID)
+
+
+def _thread(thread_id: str, tool_resources: dict[str, object] | None) -> Thread:
+    metadata = {"k": "välue ✓", "n": "1"}
+    return Thread(id=thread_id, created_at=1_700_000_000, tool_resources=tool_resources, metadata=metadata)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rows_read_and_written_on_the_cursor_equal_cores(tmp_path: Path, backend: str) -> None:
+    with database(tmp_path, backend) as db:
+        resources: dict[str, object] = {"code_interpreter": {"file_ids": ["file_a"]}}
+        db.transaction_sync(lambda uow: uow.threads.insert(_thread("thread_a", resources)), scope=SCOPE)
+        db.transaction_sync(lambda uow: uow.threads.insert(_thread("thread_b", None)), scope=SCOPE)
+        with db.engine.begin() as conn:
+            # Written by Compiled, read by Core: JSON, a JSON null and text as Core stores them.
+            for thread_id in ("thread_a", "thread_b"):
+                core = conn.execute(_SELECT_THREAD, {"b_id": thread_id}).one()
+                ours = Compiled(_SELECT_THREAD).first(conn, {"b_id": thread_id})
+                assert ours is not None and tuple(ours) == tuple(core)
+            assert tuple(core) == ("thread_b", 1_700_000_000, None, {"k": "välue ✓", "n": "1"})
+            assert Compiled(_SELECT_THREAD).first(conn, {"b_id": "thread_missing"}) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_round_trips_with_its_status_type_floats_and_constants(tmp_path: Path, backend: str) -> None:
+    with database(tmp_path, backend) as db:
+        db.transaction_sync(lambda uow: uow.threads.insert(_thread("thread_a", None)), scope=SCOPE)
+        run = Run(
+            id="run_a",
+            thread_id="thread_a",
+            assistant_id="asst_a",
+            created_at=1_700_000_000,
+            status=RunStatus.QUEUED,
+            model="m",
+            instructions="",
+            tools=[{"type": "function", "function": {"name": "f"}}],
+            metadata={},
+            truncation_strategy={"type": "auto", "last_messages": None},
+            tool_choice="auto",
+            parallel_tool_calls=True,
+            response_format="auto",
+            temperature=0.7,
+            top_p=1.0,
+            lease_expires_at=1_700_000_000.25,
+        )
+        db.transaction_sync(lambda uow: uow.runs.insert(run), scope=SCOPE)
+        loaded = db.transaction_sync(lambda uow: uow.runs.get("thread_a", "run_a"), scope=SCOPE)
+        assert loaded == run and type(loaded.status) is RunStatus
+        # A constant written in the statement (status = 'queued') goes through the column's type.
+        queued = Compiled(sa.select(r.c.id).where(r.c.status == RunStatus.QUEUED))
+        with db.engine.begin() as conn:
+            assert queued.scalar(conn, {}) == "run_a"
+            assert conn.execute(sa.select(r.c.status)).scalar_one() == RunStatus.QUEUED
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_driver_error_is_sqlalchemys_and_the_transaction_writes_nothing(
+    tmp_path: Path, backend: str
+) -> None:
+    with database(tmp_path, backend) as db:
+        db.transaction_sync(lambda uow: uow.threads.insert(_thread("thread_a", None)), scope=SCOPE)
+
+        def twice(uow: object) -> None:
+            assert hasattr(uow, "threads")
+            uow.threads.insert(_thread("thread_new", None))
+            uow.threads.insert(_thread("thread_a", None))  # the primary key is taken
+
+        with pytest.raises(sa.exc.IntegrityError) as raised:
+            db.transaction_sync(twice, scope=SCOPE)
+        assert isinstance(raised.value.orig, db.engine.dialect.loaded_dbapi.Error)
+        assert "parameters hidden" in str(raised.value), "the values are not put in the error's text"
+        found = db.transaction_sync(lambda uow: uow.threads.get("thread_new"), scope=SCOPE)
+        assert found is None, "the insert before the failure was rolled back"
+
+
+@in_loop
+async def test_the_event_loops_own_connection_rolls_back_a_failure_and_serves_the_next(
+    tmp_path: Path,
+) -> None:
+    """SQLite's inline transactions share one connection (storage/database.py): a transaction that
+    fails leaves it clean for the next, and a transaction opened inside one gets its own."""
+    with database(tmp_path, "sqlite") as db:
+        await db.transaction(lambda uow: uow.threads.insert(_thread("thread_a", None)), scope=SCOPE)
+
+        def fails(uow: object) -> None:
+            assert hasattr(uow, "threads")
+            uow.threads.insert(_thread("thread_new", None))
+            raise RuntimeError("the service failed after a write")
+
+        with pytest.raises(RuntimeError):
+            await db.transaction(fails, scope=SCOPE)
+        assert await db.transaction(lambda uow: uow.threads.get("thread_new"), scope=SCOPE) is None
+
+        def nested(uow: object) -> str | None:
+            assert hasattr(uow, "threads")
+            uow.threads.insert(_thread("thread_outer", None))
+            # Another transaction while this one is open: not on the same connection.
+            inner = db._inline_transaction(lambda other: other.threads.get("thread_a"), SCOPE)
+            return None if inner is None else inner.id
+
+        assert await db.transaction(nested, scope=SCOPE) == "thread_a"
+        assert await db.transaction(lambda uow: uow.threads.get("thread_outer"), scope=SCOPE) is not None
