@@ -40,7 +40,7 @@ class _Form:
     order: tuple[str, ...] | None
     constants: Mapping[str, Any]  # values written in the statement itself (``status = 'queued'``)
     binds: Mapping[str, Processor]  # per bind name, where the type converts the value
-    columns: tuple[Any, ...]  # the result columns (SELECT or RETURNING)
+    columns: tuple[Any, ...]  # a SELECT's result columns (none for a write)
     error: type[Exception]  # the driver's base exception
     # Per result column index, where the type converts the value: set from the first result's
     # description, since a processor may depend on the type the driver reports (PostgreSQL's numerics).
@@ -75,15 +75,12 @@ class Compiled:
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
             if processor is not None:
                 binds[name] = processor
-        returned = getattr(self.statement, "selected_columns", None)
-        if returned is None:
-            returned = getattr(self.statement, "_returning", ()) or ()
         return _Form(
             sql=compiled.string,
             order=tuple(compiled.positiontup) if compiled.positional else None,
             constants=constants,
             binds=binds,
-            columns=tuple(returned),
+            columns=tuple(getattr(self.statement, "selected_columns", ())),
             error=dialect.loaded_dbapi.Error,
         )
 
