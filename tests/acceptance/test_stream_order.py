@@ -193,15 +193,20 @@ def _stream_counted(client: OpenAI, fake: FakeModelServer, tokens: int) -> str:
     return run.id
 
 
-def _delta_rows(pg_url: str, tmp_path: Path, run_id: str) -> int:
+def _logged_names(pg_url: str, tmp_path: Path, run_id: str) -> list[str]:
+    """The names of the run's ``run_events`` rows, in order."""
     db = Database(Settings(database_url=pg_url, data_dir=tmp_path))
     try:
         with db.engine.connect() as conn:
             e = tables.run_events
-            count = sa.select(sa.func.count()).where(e.c.run_id == run_id, e.c.name == "MessageDelta")
-            return int(conn.execute(count).scalar_one())
+            rows = conn.execute(sa.select(e.c.name).where(e.c.run_id == run_id).order_by(e.c.seq))
+            return [row.name for row in rows]
     finally:
         db.close()
+
+
+def _delta_rows(pg_url: str, tmp_path: Path, run_id: str) -> int:
+    return _logged_names(pg_url, tmp_path, run_id).count("MessageDelta")
 
 
 def test_a_stream_in_the_executing_process_writes_no_token_rows(
@@ -214,7 +219,10 @@ def test_a_stream_in_the_executing_process_writes_no_token_rows(
             run_id = _stream_counted(client, fake, tokens)
     finally:
         server.stop()
-    assert _delta_rows(pg_url, tmp_path, run_id) == 0
+    # Streamed nowhere else: only the commit that ends the run wrote rows (its message and step
+    # completed, the run completed, the end), not the claim's or the message's opening.
+    ending = ["MessageChanged", "StepChanged", "RunChanged", "StreamEnd"]
+    assert _logged_names(pg_url, tmp_path, run_id) == ending
 
 
 def test_a_stream_in_another_process_gets_coalesced_token_rows(
@@ -232,3 +240,6 @@ def test_a_stream_in_another_process_gets_coalesced_token_rows(
         server.stop()
     deltas = _delta_rows(pg_url, tmp_path, run_id)
     assert 1 <= deltas <= tokens // 8, f"{deltas} delta rows for {tokens} tokens"
+    # Streamed by another process: every change is in the log, the claim's first.
+    assert _logged_names(pg_url, tmp_path, run_id)[0] == "RunChanged"
+    assert _logged_names(pg_url, tmp_path, run_id).count("MessageChanged") == 3  # created, in progress, done

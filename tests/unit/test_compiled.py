@@ -16,6 +16,7 @@ from threadline.domain.threads import Thread
 from threadline.storage import tables
 from threadline.storage.compiled import Compiled
 from threadline.storage.scope import Scope
+from threadline.storage.uow import UnitOfWork
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=postgres_only)]
 t = tables.threads
@@ -126,3 +127,51 @@ async def test_the_event_loops_own_connection_rolls_back_a_failure_and_serves_th
 
         assert await db.transaction(nested, scope=SCOPE) == "thread_a"
         assert await db.transaction(lambda uow: uow.threads.get("thread_outer"), scope=SCOPE) is not None
+
+
+def _backend_pid(uow: UnitOfWork) -> int:
+    return int(uow.conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(db_url: sa.URL, pids: set[int]) -> None:
+    admin = sa.create_engine(db_url)
+    try:
+        with admin.connect() as conn:
+            for pid in pids:
+                conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+
+
+@postgres_only
+@in_loop
+async def test_database_threads_keep_their_connection_and_survive_the_server_dropping_it(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL's database threads reuse their connection without the pool's ping
+    (storage/database.py, ``HELD_FRESH_S``): one server process per thread across transactions, and a
+    connection the server terminated costs no failed transaction: the statement that finds it dead
+    is retried once, on a fresh connection, and its work is committed once."""
+    with database(tmp_path, "postgres", db_pool_size=2) as db:
+        checkouts: list[object] = []
+        sa.event.listen(db.engine, "checkout", lambda *args: checkouts.append(args))
+        pids = {await db.transaction(_backend_pid, scope=SCOPE) for _ in range(30)}
+        assert 1 <= len(pids) <= 2  # two database threads, each on its own connection
+        assert len(checkouts) <= 2  # taken from the pool (and pinged) once per thread, not per transaction
+
+        _terminate(db.engine.url, pids)
+        after = {await db.transaction(_backend_pid, scope=SCOPE) for _ in range(10)}
+        assert after and not after & pids  # fresh connections, and no transaction failed
+
+        attempts: list[int] = []
+
+        def write_once_killed(uow: UnitOfWork) -> None:
+            attempts.append(_backend_pid(uow))
+            if len(attempts) == 1:
+                _terminate(db.engine.url, {attempts[0]})  # dies mid-transaction, before any write
+            uow.threads.insert(_thread("thread_retried", None))
+
+        await db.transaction(write_once_killed, scope=SCOPE)
+        assert len(attempts) == 2 and attempts[0] != attempts[1]
+        stored = await db.transaction(lambda uow: uow.threads.get("thread_retried"), scope=SCOPE)
+        assert stored is not None

@@ -61,6 +61,18 @@ class EventBus(Protocol):
         """Deliver ``events`` to every current subscriber of ``run_id``; never blocks."""
         ...
 
+    def streamed_elsewhere(self, uow: UnitOfWork, run_ids: list[str]) -> set[str]:
+        """In the transaction that claims runs for this process: which of them a stream served by
+        another process watches. Streams register only in the transaction that queues a run
+        (``watch``), which commits before any claim of it, so the answer holds until the run next
+        stops (terminal or requires_action)."""
+        ...
+
+    def executing(self, run_id: str, *, streamed_elsewhere: bool) -> None:
+        """The claim committed: this process executes the run until it next stops; called before
+        the claim's events are published."""
+        ...
+
     async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
         """Run ``work`` in one transaction and publish the events it returns. For the changes that
         can stop a run: no subscriber may see the run stopped before the events that led there
@@ -204,6 +216,12 @@ class InProcessBus:
 
     def publish(self, run_id: str, events: list[RunEvent]) -> None:
         self._coalescer.publish(run_id, events)
+
+    def streamed_elsewhere(self, uow: UnitOfWork, run_ids: list[str]) -> set[str]:
+        return set()  # there is no elsewhere
+
+    def executing(self, run_id: str, *, streamed_elsewhere: bool) -> None:
+        pass
 
     async def transaction(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
         # One process, one loop: publishing right after the commit is already in order.

@@ -15,14 +15,20 @@ Token deltas cross processes only when they must (PostgreSQL): a stream register
 ``run_watchers`` when it subscribes, and an append keeps a run's deltas only if another process
 watches it. Otherwise they go to our own subscribers alone, each after the appended event it
 follows (``push_after``), so one process serving its own streams writes no row per token.
+Further, a run that the process executing it found streamed nowhere else when it claimed it
+(``streamed_elsewhere``, in the claim's transaction; streams register only when a run is queued,
+before any claim) has only the changes that stop it appended: its other events go straight to our
+subscribers, with no writer and no transaction. Another process has no use for them: its held polls
+wait for the run to stop, and a stream there would have been a watcher.
 
 The order invariant: the changes that stop a run (terminal, requires_action) go through
 ``transaction``, which appends the run's still-queued events and the new ones in the transaction
-that makes the change, with no batch of the writer in flight. So whoever sees the run stopped can
-read every event that led there; a subscription that has heard nothing for ``event_stall_check_s``
-reads the run, then the log after its cursor, and ends the stream on its own only when the log is
-drained and the run stopped (a worker killed between committing a non-stopping change and
-appending its events loses those events; the worker that takes the run over publishes its end).
+that makes the change, with no batch of the writer in flight. So a stream in another process that
+sees the run stopped can read every event that led there; a subscription that has heard nothing
+for ``event_stall_check_s`` reads the run, then the log after its cursor, and ends the stream on
+its own only when the log is drained and the run stopped (a worker killed between committing a
+non-stopping change and appending its events loses those events; the worker that takes the run
+over publishes its end).
 """
 
 from __future__ import annotations
@@ -174,6 +180,12 @@ class DatabaseBus:
         # appends them all: without PostgreSQL's advisory lock a stream could register between an
         # append's check of the watchers and its insert, and miss that append's deltas.
         self._watching = db.dialect == "postgresql"
+        # Runs this process executes that no stream of another process watches (``executing``): until
+        # they stop, their events go to our own subscribers alone and only the changes that stop
+        # them are appended (``transaction``). Nobody else needs the rest: another process's held
+        # poll waits for a stop, and a stream elsewhere would be a watcher (PostgreSQL only, as
+        # ``_watching``).
+        self._unwatched: set[str] = set()
         # The last number appended per run that has subscribers here: where a batch of deltas
         # alone follows (a new subscriber starts after everything appended anyway).
         self._last_seq: dict[str, int] = {}
@@ -215,6 +227,15 @@ class DatabaseBus:
             return uow.run_events.watch(run_id, self.origin, time.time())
         return uow.run_events.last_seq(run_id)
 
+    def streamed_elsewhere(self, uow: UnitOfWork, run_ids: list[str]) -> set[str]:
+        if not self._watching:
+            return set(run_ids)  # SQLite appends every event: as if everyone watched
+        return uow.run_events.watched_elsewhere(run_ids, self.origin)
+
+    def executing(self, run_id: str, *, streamed_elsewhere: bool) -> None:
+        if self._watching and not streamed_elsewhere:
+            self._unwatched.add(run_id)
+
     def unsubscribe(self, subscription: DatabaseSubscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id, set())
         subscribers.discard(subscription)
@@ -246,7 +267,13 @@ class DatabaseBus:
     async def _commit_stopping(self, db: Database, run_id: str, work: Work) -> list[RunEvent]:
         queued = self._take(run_id)
         both = partial(
-            _commit_with, run_id=run_id, queued=queued, work=work, origin=self.origin, watching=self._watching
+            _commit_with,
+            run_id=run_id,
+            queued=queued,
+            work=work,
+            origin=self.origin,
+            watching=self._watching,
+            unwatched=run_id in self._unwatched,
         )
         commit = asyncio.ensure_future(db.transaction(both))
         try:
@@ -264,6 +291,8 @@ class DatabaseBus:
             self._give_back(run_id, queued)
             raise
         self._deliver(run_id, placed)
+        if any(isinstance(event, StreamEnd) for event in events):
+            self._unwatched.discard(run_id)  # stopped: the next claim asks again
         return events
 
     def _enqueue(self, run_id: str, events: list[RunEvent]) -> None:
@@ -332,6 +361,10 @@ class DatabaseBus:
             self._has_pending.clear()
             batch = [item for item in self._pending if item[0] not in self._stopping]
             self._pending = [item for item in self._pending if item[0] in self._stopping]
+            for run_id, events in batch:
+                if run_id in self._unwatched:  # ours alone: from memory, no row
+                    self._deliver(run_id, [(None, False, event) for event in events])
+            batch = [item for item in batch if item[0] not in self._unwatched]
             if not batch:
                 return
             done = asyncio.Event()
@@ -403,15 +436,25 @@ def _compact(events: list[RunEvent]) -> list[RunEvent]:
 
 
 def _persist(
-    uow: UnitOfWork, by_run: dict[str, list[RunEvent]], origin: str, *, watching: bool
+    uow: UnitOfWork,
+    by_run: dict[str, list[RunEvent]],
+    origin: str,
+    *,
+    watching: bool,
+    unwatched: frozenset[str] = frozenset(),
 ) -> dict[str, Placed]:
     """Append the runs' events (compacted) in one go, under the runs' locks: all of them for a run
     another process streams (or when not ``watching``), only those that are not token deltas
-    otherwise. Returns every event of each run placed by number, for our own subscribers."""
+    otherwise. ``unwatched``: runs known to be streamed nowhere else (no need to ask). Returns every
+    event of each run placed by number, for our own subscribers."""
     compacted = {run_id: _compact(events) for run_id, events in by_run.items() if events}
     run_ids = sorted(compacted)
     uow.run_events.lock(run_ids)
-    everything = set(run_ids) if not watching else uow.run_events.watched_elsewhere(run_ids, origin)
+    everything = (
+        set(run_ids)
+        if not watching
+        else uow.run_events.watched_elsewhere([r for r in run_ids if r not in unwatched], origin)
+    )
     kept = {
         run_id: [event for event in events if run_id in everything or not _is_delta(event)]
         for run_id, events in compacted.items()
@@ -449,12 +492,19 @@ def _append(
 
 
 def _commit_with(
-    uow: UnitOfWork, run_id: str, queued: list[RunEvent], work: Work, origin: str, watching: bool
+    uow: UnitOfWork,
+    run_id: str,
+    queued: list[RunEvent],
+    work: Work,
+    origin: str,
+    watching: bool,
+    unwatched: bool,
 ) -> tuple[list[RunEvent], Placed]:
     """``work`` and the run's events (queued ones first) in one transaction: returns ``work``'s
     events and everything placed."""
     events = work(uow)
-    placed = _persist(uow, {run_id: queued + events}, origin, watching=watching)
+    known = frozenset({run_id}) if unwatched else frozenset()
+    placed = _persist(uow, {run_id: queued + events}, origin, watching=watching, unwatched=known)
     return events, placed.get(run_id, [])
 
 

@@ -46,6 +46,7 @@ from threadline.services.runs.transitions import RunStart
 from threadline.storage.database import Database
 from threadline.storage.notify import RUNS_CHANNEL, Notifications, RunNotice, announce
 from threadline.storage.scope import enter_project
+from threadline.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +165,19 @@ class Executor:
             if self._saturated:
                 return
             limit = min(free, CLAIM_BATCH)
-            lease_until = self._clock() + self.settings.run_lease_s
-            claim = partial(
-                transitions.claim,
-                owner=self.owner,
-                lease_expires_at=lease_until,
-                limit=limit,
-                opens=self.runner.opens_at_claim,
-            )
-            starts = await self.db.transaction(claim)
+            until = self._clock() + self.settings.run_lease_s
+            starts, elsewhere = await self.db.transaction(partial(self._claim, limit=limit, until=until))
             for start in starts:
+                self.bus.executing(start.run.id, streamed_elsewhere=start.run.id in elsewhere)
                 self._launch(start)
             if len(starts) < limit:
                 return
+
+    def _claim(self, uow: UnitOfWork, limit: int, until: float) -> tuple[list[RunStart], set[str]]:
+        """Claim up to ``limit`` runs, and ask the bus which of them another process streams."""
+        opens = self.runner.opens_at_claim
+        starts = transitions.claim(uow, self.owner, lease_expires_at=until, limit=limit, opens=opens)
+        return starts, self.bus.streamed_elsewhere(uow, [start.run.id for start in starts])
 
     def _launch(self, start: RunStart) -> None:
         run_id = start.run.id

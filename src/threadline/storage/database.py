@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -27,6 +29,12 @@ from threadline.storage.scope import Scope, current_scope
 from threadline.storage.uow import UnitOfWork
 
 T = TypeVar("T")
+
+# A database thread's PostgreSQL connection is used again without the pool's pre-ping (a SELECT 1
+# round trip per transaction) while it was last used this recently; after a quieter spell it goes
+# back to the pool and the next transaction checks one out, pinged. A connection the server dropped
+# within that second fails its next statement, and that transaction is retried once on a fresh one.
+HELD_FRESH_S = 1.0
 
 
 def _json_dumps(value: Any) -> str:
@@ -125,6 +133,10 @@ class Database:
         # as the SQL of a point read. Inline transactions run one at a time on the event loop's
         # thread (``fn`` cannot await), so they never share it; every other thread uses the pool.
         self._loop_conn: Connection | None = None
+        # PostgreSQL: each database thread's connection between its transactions (``_held``).
+        self._thread_conns = threading.local()
+        self._held_lock = threading.Lock()
+        self._held_all: set[Connection] = set()
 
     def _inline_transaction(self, fn: Callable[[UnitOfWork], T], scope: Scope) -> T:
         conn = self._loop_conn
@@ -134,13 +146,53 @@ class Database:
             return self._in_transaction(fn, scope)
         return self._in_transaction(fn, scope, conn)
 
+    def _threaded_transaction(self, fn: Callable[[UnitOfWork], T], scope: Scope) -> T:
+        """A transaction on a database thread, on the thread's own connection (PostgreSQL)."""
+        local = self._thread_conns
+        conn: Connection | None = getattr(local, "conn", None)
+        reused = conn is not None and not conn.invalidated and time.monotonic() - local.used < HELD_FRESH_S
+        if conn is not None and not reused:
+            self._release_held(conn)
+            conn = None
+        if conn is None:
+            conn = local.conn = self.engine.connect()  # from the pool, pre-pinged
+            with self._held_lock:
+                self._held_all.add(conn)
+        committing: list[bool] = []
+        try:
+            result = self._in_transaction(fn, scope, conn, committing)
+        except sa.exc.DBAPIError as exc:
+            if not (reused and exc.connection_invalidated):
+                raise
+            # The server dropped the connection while it was held. Nothing was committed unless the
+            # COMMIT itself failed, whose outcome is unknown: only a statement's failure is retried.
+            self._release_held(conn)
+            local.conn = None
+            if committing:
+                raise
+            return self._threaded_transaction(fn, scope)
+        local.used = time.monotonic()
+        return result
+
+    def _release_held(self, conn: Connection) -> None:
+        with self._held_lock:
+            self._held_all.discard(conn)
+        conn.close()
+
     def _in_transaction(
-        self, fn: Callable[[UnitOfWork], T], scope: Scope, held: Connection | None = None
+        self,
+        fn: Callable[[UnitOfWork], T],
+        scope: Scope,
+        held: Connection | None = None,
+        committing: list[bool] | None = None,
     ) -> T:
         try:
             if held is not None:
                 with held.begin():
-                    return fn(UnitOfWork(held, scope))
+                    result = fn(UnitOfWork(held, scope))
+                    if committing is not None:
+                        committing.append(True)  # what fails from here on fails the COMMIT
+                    return result
             conn: Connection
             with self.engine.begin() as conn:
                 return fn(UnitOfWork(conn, scope))
@@ -164,7 +216,8 @@ class Database:
         if self._inline and not offload:
             return self._inline_transaction(fn, scope)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._in_transaction, fn, scope)
+        run = self._in_transaction if self._inline else self._threaded_transaction
+        return await loop.run_in_executor(self._pool, run, fn, scope)
 
     def transaction_sync(self, fn: Callable[[UnitOfWork], T], *, scope: Scope | None = None) -> T:
         """The same, for code already off the event loop (migrations, CLI, tests)."""
@@ -172,6 +225,10 @@ class Database:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        with self._held_lock:
+            held, self._held_all = self._held_all, set()
+        for conn in held:
+            conn.close()
         if self._loop_conn is not None:
             self._loop_conn.close()
             self._loop_conn = None
