@@ -133,7 +133,7 @@ class Database:
         # as the SQL of a point read. Inline transactions run one at a time on the event loop's
         # thread (``fn`` cannot await), so they never share it; every other thread uses the pool.
         self._loop_conn: Connection | None = None
-        # PostgreSQL: each database thread's connection between its transactions (``_held``).
+        # PostgreSQL: each database thread's connection between its transactions (``_threaded_transaction``).
         self._thread_conns = threading.local()
         self._held_lock = threading.Lock()
         self._held_all: set[Connection] = set()
