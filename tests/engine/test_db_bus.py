@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from tests.support.engine import (
 from tests.support.scripted_model import ScriptedChatModel, reply
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StreamEnd
 from threadline.domain.run_states import RunStatus
+from threadline.domain.runs import Run
 from threadline.events import database as db_bus
 from threadline.events.codec import decode_event
 from threadline.events.database import DatabaseBus, DatabaseSubscription
@@ -409,3 +411,46 @@ async def test_under_load_the_writer_gathers_the_runs_published_during_its_pause
 
         assert watched.calls == 2
         assert [names(events)[-1] for events in ends] == ["end"] * 4
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=postgres_only)])
+@in_loop
+async def test_a_held_read_subscribes_in_its_own_transaction_from_where_the_log_stood(
+    tmp_path: Path, backend: str
+) -> None:
+    """``subscribe_reading`` (a held poll): one transaction reads the run and where the log stands;
+    the subscription gets only what comes after (not the earlier events again), from this process's
+    memory and from another process's appends; a read that raises leaves no subscriber."""
+    with database(tmp_path, backend) as db:
+        here, elsewhere = DatabaseBus(db, None, db.settings), DatabaseBus(db, None, db.settings)
+        for stopper in (here, elsewhere):
+            run = claimed_run(db)
+            here.publish(run.id, [RunChanged("in_progress", run)])
+            await here.flush()  # event 1, before the read
+            counted = count_transactions(db)
+            subscription, seen = await here.subscribe_reading(db, run.id, partial(read, run_id=run.id))
+            assert len(counted) == 1 and seen.status == RunStatus.IN_PROGRESS
+            end = partial(transitions.end, run_id=run.id, status=RunStatus.CANCELLED)
+            await stopper.transaction(db, run.id, end)
+            assert names(await collect(subscription)) == ["run.cancelled", "end"]
+            subscription.close()
+
+        def missing(uow: UnitOfWork) -> Run:
+            raise LookupError("no such run")
+
+        with pytest.raises(LookupError):
+            await here.subscribe_reading(db, "run_missing", missing)
+        assert here._subscribers == {}
+
+
+def read(uow: UnitOfWork, run_id: str) -> Run:
+    found = uow.runs.by_id(run_id)
+    assert found is not None
+    return found
+
+
+def count_transactions(db: Database) -> list[None]:
+    """One entry per transaction begun on ``db`` from now on."""
+    begun: list[None] = []
+    sa.event.listen(db.engine, "begin", lambda conn: begun.append(None))
+    return begun

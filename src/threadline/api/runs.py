@@ -132,31 +132,33 @@ async def create_thread_and_run(request: Request) -> Response:
 async def retrieve_run(request: Request) -> Response:
     thread_id, run_id = request.path_params["thread_id"], request.path_params["run_id"]
     db = context(request).db
-    run = await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
-    if run.status not in _POLL_STOP_STATUSES and request.headers.get("x-stainless-poll-helper") == "true":
-        holds = context(request).admission.poll_holds
-        if holds.try_take():
-            try:
-                run = await _hold_until_settled(request, run)
-            finally:
-                holds.release()
-        else:
-            # Over the bound the GET answers at once, as a GET without the header would: the helper
-            # sleeps ``openai-poll-after-ms`` and asks again.
+    if request.headers.get("x-stainless-poll-helper") != "true":
+        return run_response(request, await db.transaction(lambda uow: queries.get(uow, thread_id, run_id)))
+    holds = context(request).admission.poll_holds
+    if holds.try_take():
+        try:
+            run = await _hold_until_settled(request, thread_id, run_id)
+        finally:
+            holds.release()
+    else:
+        run = await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
+        if run.status not in _POLL_STOP_STATUSES:
+            # Over the bound the GET answers at once, as a GET without the header would: the
+            # helper sleeps ``openai-poll-after-ms`` and asks again.
             ADMISSION_REFUSALS.labels(reason="poll_holds").inc()
     return run_response(request, run)
 
 
-async def _hold_until_settled(request: Request, run: Run) -> Run:
+async def _hold_until_settled(request: Request, thread_id: str, run_id: str) -> Run:
     """The run once it reaches a status the SDK's poll helpers stop at, or as it is after
     ``POLL_HOLD_S``: the helper's GET answers the moment the run settles, instead of up to one
-    ``openai-poll-after-ms`` later, and the GETs in between are saved. Never holds a transaction."""
+    ``openai-poll-after-ms`` later, and the GETs in between are saved. Two transactions (the read
+    that subscribes, the final read); never holds one open."""
     db = context(request).db
-    subscription = await context(request).bus.subscribe(run.id, deltas=False)
+    subscription, run = await context(request).bus.subscribe_reading(
+        db, run_id, lambda uow: queries.get(uow, thread_id, run_id)
+    )
     try:
-        # Read again after subscribing: a change between the first read and the subscription would
-        # otherwise be waited for in vain.
-        run = await db.transaction(lambda uow: queries.get(uow, run.thread_id, run.id))
         if run.status in _POLL_STOP_STATUSES:
             return run
         with contextlib.suppress(TimeoutError):
@@ -166,7 +168,7 @@ async def _hold_until_settled(request: Request, run: Run) -> Run:
                         isinstance(event, RunChanged) and event.run.status in _POLL_STOP_STATUSES
                     ):
                         break
-        return await db.transaction(lambda uow: queries.get(uow, run.thread_id, run.id))
+        return await db.transaction(lambda uow: queries.get(uow, thread_id, run_id))
     finally:
         subscription.close()
 

@@ -23,13 +23,14 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from threadline.domain.events import MessageDelta, RunEvent, StreamEnd
 from threadline.storage.database import Database
 from threadline.storage.uow import UnitOfWork
 
 Work = Callable[[UnitOfWork], list[RunEvent]]
+T = TypeVar("T")
 
 
 class Subscription(Protocol):
@@ -45,10 +46,17 @@ class Subscription(Protocol):
 
 
 class EventBus(Protocol):
-    async def subscribe(self, run_id: str, *, deltas: bool = True, after: int | None = None) -> Subscription:
-        """Events of ``run_id`` published from now on, or after ``after`` (what ``watch`` returned).
-        ``deltas=False``: the subscriber needs only the run's changes (a held poll), and token
-        deltas need not cross processes for it."""
+    async def subscribe(self, run_id: str, *, after: int | None = None) -> Subscription:
+        """Events of ``run_id`` published from now on, or after ``after`` (what ``watch`` returned)."""
+        ...
+
+    async def subscribe_reading(
+        self, db: Database, run_id: str, read: Callable[[UnitOfWork], T]
+    ) -> tuple[Subscription, T]:
+        """A subscription to ``run_id`` and ``read``'s result, in one transaction: every event
+        committed after what ``read`` saw reaches the subscription (a held poll reads the run and
+        waits for it to stop). The subscriber needs only the run's changes, so token deltas need not
+        cross processes for it. Closed again if ``read`` raises."""
         ...
 
     def watch(self, uow: UnitOfWork, run_id: str) -> int:
@@ -197,12 +205,21 @@ class InProcessBus:
         self._subscribers: dict[str, list[_QueueSubscription]] = {}
         self._coalescer = DeltaCoalescer(self._fan_out, coalesce_s, coalesce_max)
 
-    async def subscribe(
-        self, run_id: str, *, deltas: bool = True, after: int | None = None
-    ) -> _QueueSubscription:
+    async def subscribe(self, run_id: str, *, after: int | None = None) -> _QueueSubscription:
         subscription = _QueueSubscription(self, run_id)
         self._subscribers.setdefault(run_id, []).append(subscription)
         return subscription
+
+    async def subscribe_reading(
+        self, db: Database, run_id: str, read: Callable[[UnitOfWork], T]
+    ) -> tuple[_QueueSubscription, T]:
+        # Subscribed before the read: whatever commits after it was published after this point.
+        subscription = await self.subscribe(run_id)
+        try:
+            return subscription, await db.transaction(read)
+        except BaseException:
+            subscription.close()
+            raise
 
     def watch(self, uow: UnitOfWork, run_id: str) -> int:
         return 0  # one process, one loop: a subscription taken right after the commit sees it all

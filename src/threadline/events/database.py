@@ -38,9 +38,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from threadline.config import Settings
 from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StepDelta, StreamEnd
@@ -68,6 +68,7 @@ UNNOTIFIED_POLL_S = 0.1
 # not delayed.
 APPEND_INTERVAL_S = 0.05
 
+T = TypeVar("T")
 Rows = list[tuple[int, str, dict[str, Any]]]
 # A run's events as appended: (seq, appended, event). An event not appended (a token delta no other
 # process streams) carries the number of the appended event it follows, None if unknown here.
@@ -86,6 +87,13 @@ class DatabaseSubscription:
         self.remote = False
         # Events our writer did not append (deltas only we stream), by the number they follow.
         self.trailing: dict[int, list[RunEvent]] = {}
+
+    def start_after(self, seq: int) -> None:
+        """Set the cursor of a subscription registered before it knew it: what was handed over
+        meanwhile up to ``seq`` is already behind it."""
+        self.cursor = seq
+        self.held = {n: event for n, event in self.held.items() if n > seq}
+        self.trailing = {n: events for n, events in self.trailing.items() if n >= seq}
 
     def push(self, seq: int, event: RunEvent) -> None:
         if seq > self.cursor:
@@ -209,18 +217,29 @@ class DatabaseBus:
             asyncio.create_task(self._prune_forever(), name="threadline-events-prune"),
         ]
 
-    async def subscribe(
-        self, run_id: str, *, deltas: bool = True, after: int | None = None
-    ) -> DatabaseSubscription:
-        if after is not None:
-            cursor = after
-        elif deltas:
-            cursor = await self.db.transaction(lambda uow: self.watch(uow, run_id))
-        else:
-            cursor = await self.db.transaction(lambda uow: uow.run_events.last_seq(run_id))
-        subscription = DatabaseSubscription(self, run_id, cursor)
+    async def subscribe(self, run_id: str, *, after: int | None = None) -> DatabaseSubscription:
+        if after is None:
+            after = await self.db.transaction(lambda uow: self.watch(uow, run_id))
+        subscription = DatabaseSubscription(self, run_id, after)
         self._subscribers.setdefault(run_id, set()).add(subscription)
         return subscription
+
+    async def subscribe_reading(
+        self, db: Database, run_id: str, read: Callable[[UnitOfWork], T]
+    ) -> tuple[DatabaseSubscription, T]:
+        # Registered before the transaction, so nothing our writer hands over while it runs is
+        # lost; the log's last number is read before ``read``: under READ COMMITTED each statement
+        # takes its own snapshot, and a change that stops the run commits with its events, so a
+        # stop that ``read`` misses is numbered after the cursor.
+        subscription = DatabaseSubscription(self, run_id, 0)
+        self._subscribers.setdefault(run_id, set()).add(subscription)
+        try:
+            seq, value = await db.transaction(lambda uow: (uow.run_events.last_seq(run_id), read(uow)))
+        except BaseException:
+            subscription.close()
+            raise
+        subscription.start_after(seq)
+        return subscription, value
 
     def watch(self, uow: UnitOfWork, run_id: str) -> int:
         if self._watching:

@@ -87,6 +87,7 @@ _BY_ID = Compiled(_BY_ID_STATEMENT)
 _BY_ID_FOR_UPDATE_ANY = Compiled(_BY_ID_ANY_STATEMENT.with_for_update())
 _BY_ID_FOR_UPDATE = Compiled(_BY_ID_STATEMENT.with_for_update())
 _PROJECT_OF = Compiled(sa.select(r.c.project_id).where(r.c.id == sa.bindparam("b_run_id")))
+_WITH_PROJECT = Compiled(sa.select(*_runs.columns, r.c.project_id).where(r.c.id == sa.bindparam("b_run_id")))
 _UPDATE = Compiled(
     r.update().where(r.c.id == sa.bindparam("b_run_id")),
     column_keys=[name for name in _runs.names if name != "id"],
@@ -159,8 +160,20 @@ class RunRepository:
         self.owner.found(run.id)
         return run
 
+    def with_project(self, run_id: str) -> tuple[Run, str] | None:
+        """A run and its project in one read (the claim: the executor then acts for that project)."""
+        self.owner.require_bookkeeping()
+        row = _WITH_PROJECT.first(self.conn, {"b_run_id": run_id})
+        if row is None:
+            return None
+        return _runs.load_values(row[:-1]), row[-1]
+
     def project_of(self, run_id: str) -> str | None:
-        """The project a run belongs to (the executor acts for it while executing the run)."""
+        """The project a run belongs to. In a project's scope that is the scope's project (or the run
+        is not found); a run this transaction has read already costs no statement."""
+        if self.owner.project_id is not None:
+            self.owner.run(run_id)
+            return self.owner.project_id
         return _PROJECT_OF.scalar(self.conn, {"b_run_id": run_id})  # type: ignore[no-any-return]
 
     def update(self, run: Run) -> None:

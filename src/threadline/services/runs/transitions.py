@@ -74,9 +74,9 @@ def claim(
     for run_id in uow.runs.claimable_ids(limit):
         if not uow.runs.claim(run_id, owner, lease_expires_at, now()):
             continue
-        run = uow.runs.by_id(run_id)
-        project_id = uow.runs.project_of(run_id)
-        assert run is not None and project_id is not None  # just claimed in this transaction
+        found = uow.runs.with_project(run_id)
+        assert found is not None  # just claimed in this transaction
+        run, project_id = found
         start = RunStart(
             run=run,
             messages=uow.messages.all_in_thread(run.thread_id),
@@ -240,7 +240,9 @@ def end(
         return []
     if run.status == RunStatus.CANCELLING and status != RunStatus.EXPIRED:
         status, last_error, incomplete_reason = RunStatus.CANCELLED, None, None
-    events = _close_steps(uow, run, status, last_error, partial_text or {})
+    # One read of the run's steps serves both: closing the unfinished ones (in place) and the totals.
+    steps = uow.run_steps.all_for_run(run.id)
+    events = _close_steps(uow, run, steps, status, last_error, partial_text or {})
     stamp = now()
     run.status = status
     stamp_field = RUN_END_TIMESTAMP[status]
@@ -250,7 +252,7 @@ def end(
     run.last_error = last_error
     run.incomplete_details = {"reason": incomplete_reason} if incomplete_reason else None
     run.lease_owner = run.lease_expires_at = None
-    totals = [step.usage for step in uow.run_steps.all_for_run(run.id) if step.usage]
+    totals = [step.usage for step in steps if step.usage]
     run.usage = usage_dict(
         sum(u["prompt_tokens"] for u in totals), sum(u["completion_tokens"] for u in totals)
     )
@@ -277,6 +279,7 @@ def checkpoint_message(uow: UnitOfWork, thread_id: str, message_id: str, text: s
 def _close_steps(
     uow: UnitOfWork,
     run: Run,
+    steps: list[RunStep],
     status: RunStatus,
     last_error: dict[str, Any] | None,
     partial_text: dict[str, str],
@@ -285,7 +288,9 @@ def _close_steps(
     reason = MESSAGE_REASON_FOR_RUN_END.get(status, "run_failed")
     stamp = now()
     events: list[RunEvent] = []
-    for step in uow.run_steps.in_progress_for_run(run.id):
+    for step in steps:
+        if step.status != StepStatus.IN_PROGRESS:
+            continue
         if step.type == "message_creation":
             message = uow.messages.get(run.thread_id, step.step_details["message_creation"]["message_id"])
             if message is not None and message.status == MessageStatus.IN_PROGRESS:
