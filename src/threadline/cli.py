@@ -419,6 +419,7 @@ def serve(settings: Settings) -> None:
 
     from threadline.observability import metrics
     from threadline.observability.logs import uvicorn_log_config
+    from threadline.processes import serve_workers
     from threadline.startup import check, log_summary
 
     if settings.event_loop not in EVENT_LOOPS:
@@ -448,12 +449,7 @@ def serve(settings: Settings) -> None:
         return
     os.environ[SETTINGS_JSON_ENV] = settings_to_json(settings)
     try:
-        uvicorn.run(
-            f"{__name__}:{api_process_app.__name__}",
-            factory=True,
-            workers=settings.workers,
-            **options,  # type: ignore[arg-type]
-        )
+        serve_workers(f"{__name__}:{api_process_app.__name__}", settings.workers, options)
     finally:
         if own_metrics_dir is not None:  # ours, not one the operator chose: the numbers end with us
             shutil.rmtree(own_metrics_dir, ignore_errors=True)

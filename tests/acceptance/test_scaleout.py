@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import subprocess
 import sys
 import time
@@ -207,6 +208,22 @@ def _spawned_children(pid: int) -> list[int]:
     return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the TCP sockets listening on ``port`` (any address)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return found
+
+
+def _sockets_of(pid: int) -> set[str]:
+    links = (os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir() if fd.name.isdigit())
+    return {link[len("socket:[") : -1] for link in links if link.startswith("socket:[")}
+
+
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])
@@ -226,6 +243,10 @@ def test_serve_workers_2_share_state(pg_url: str, tmp_path: Path) -> None:
         children = _spawned_children(server.proc.pid)
         assert len(children) == 2, server.log()
         ticks = {c: _cpu_ticks(c) for c in children}
+        # Each API process listens on a socket of its own (SO_REUSEPORT): the kernel spreads new
+        # connections across them, instead of the first process to accept taking them all.
+        listening = _listening_sockets(server.port)
+        assert len(listening) == 2 and all(len(_sockets_of(c) & listening) == 1 for c in children)
 
         # No keep-alive: every request opens a new connection, which the kernel hands to either
         # process, so a write and the reads after it are served by different processes at random.
