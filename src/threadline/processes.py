@@ -48,7 +48,10 @@ def reserve_port(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
         port = probe.getsockname()[1]
     kind = socket.socket if _REUSE_PORT is None else PerProcessSocket
     return _bound(kind(family, socket.SOCK_STREAM, socket.IPPROTO_TCP), host, port)

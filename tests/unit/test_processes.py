@@ -41,5 +41,6 @@ def test_a_port_another_server_listens_on_is_refused(reuse_port: bool) -> None:
             taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        with pytest.raises(OSError):
-            reserve_port("127.0.0.1", taken.getsockname()[1]).close()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            reserve_port("127.0.0.1", port).close()
