@@ -220,9 +220,7 @@ class DatabaseBus:
     async def subscribe(self, run_id: str, *, after: int | None = None) -> DatabaseSubscription:
         if after is None:
             after = await self.db.transaction(lambda uow: self.watch(uow, run_id))
-        subscription = DatabaseSubscription(self, run_id, after)
-        self._subscribers.setdefault(run_id, set()).add(subscription)
-        return subscription
+        return self._register(DatabaseSubscription(self, run_id, after))
 
     async def subscribe_reading(
         self, db: Database, run_id: str, read: Callable[[UnitOfWork], T]
@@ -231,8 +229,7 @@ class DatabaseBus:
         # lost; the log's last number is read before ``read``: under READ COMMITTED each statement
         # takes its own snapshot, and a change that stops the run commits with its events, so a
         # stop that ``read`` misses is numbered after the cursor.
-        subscription = DatabaseSubscription(self, run_id, 0)
-        self._subscribers.setdefault(run_id, set()).add(subscription)
+        subscription = self._register(DatabaseSubscription(self, run_id, 0))
         try:
             seq, value = await db.transaction(lambda uow: (uow.run_events.last_seq(run_id), read(uow)))
         except BaseException:
@@ -240,6 +237,10 @@ class DatabaseBus:
             raise
         subscription.start_after(seq)
         return subscription, value
+
+    def _register(self, subscription: DatabaseSubscription) -> DatabaseSubscription:
+        self._subscribers.setdefault(subscription.run_id, set()).add(subscription)
+        return subscription
 
     def watch(self, uow: UnitOfWork, run_id: str) -> int:
         if self._watching:
