@@ -13,6 +13,7 @@ import pytest
 from openai import OpenAI
 
 from tests.support import databases
+from tests.support import server as servers
 from tests.support.fake_model import FakeModelServer
 from tests.support.server import ServerProcess
 
@@ -36,6 +37,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     # The header is hidden under -q (as scripts/test runs): say it again at the end, where it shows.
     for line in _backend_lines():
         terminalreporter.write_line(line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report ends with the tail of each running server's log: on a CI machine
+    that is gone afterwards, a 500's traceback is only in there."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for running in sorted(servers.RUNNING, key=lambda s: s.port):
+            report.sections.append((f"server log (port {running.port}, last lines)", running.log_tail()))
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -20,6 +20,11 @@ def free_port() -> int:
         return port
 
 
+# The servers running now, so a failing test's report can show what they logged (conftest.py).
+RUNNING: set[ServerProcess] = set()
+LOG_TAIL_LINES = 60
+
+
 class ServerProcess:
     """``threadline serve`` in a subprocess. ``env`` adds THREADLINE_* settings."""
 
@@ -55,6 +60,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
+        RUNNING.add(self)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -69,6 +75,9 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -78,6 +87,7 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        RUNNING.discard(self)
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs (crash tests)."""
@@ -85,3 +95,4 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        RUNNING.discard(self)
