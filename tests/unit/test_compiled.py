@@ -175,3 +175,21 @@ async def test_database_threads_keep_their_connection_and_survive_the_server_dro
         assert len(attempts) == 2 and attempts[0] != attempts[1]
         stored = await db.transaction(lambda uow: uow.threads.get("thread_retried"), scope=SCOPE)
         assert stored is not None
+
+
+@postgres_only
+@in_loop
+async def test_a_database_thread_whose_first_transaction_raised_serves_the_next(tmp_path: Path) -> None:
+    """A transaction that raises (a 404 inside it) on a database thread's first connection rolls
+    back and leaves the connection held: the thread's next transaction runs on it."""
+    with database(tmp_path, "postgres", db_pool_size=1) as db:
+
+        def not_found(uow: UnitOfWork) -> None:
+            _backend_pid(uow)
+            raise LookupError("no such object")
+
+        for _ in range(3):  # sequential: each lands on an idle thread, the first ones fresh
+            with pytest.raises(LookupError):
+                await db.transaction(not_found, scope=SCOPE)
+        pids = {await db.transaction(_backend_pid, scope=SCOPE) for _ in range(6)}
+        assert 1 <= len(pids) <= 2  # the held connections, used again

@@ -160,7 +160,7 @@ class Database:
                 self._held_all.add(conn)
         committing: list[bool] = []
         try:
-            result = self._in_transaction(fn, scope, conn, committing)
+            return self._in_transaction(fn, scope, conn, committing)
         except sa.exc.DBAPIError as exc:
             if not (reused and exc.connection_invalidated):
                 raise
@@ -171,8 +171,10 @@ class Database:
             if committing:
                 raise
             return self._threaded_transaction(fn, scope)
-        local.used = time.monotonic()
-        return result
+        finally:
+            # Also when ``fn`` raised (a 404, a refused write): the transaction rolled back and the
+            # connection stays held, so the thread's next transaction must find when it was used.
+            local.used = time.monotonic()
 
     def _release_held(self, conn: Connection) -> None:
         with self._held_lock:
