@@ -46,8 +46,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if report.failed:
-        for running in sorted(servers.RUNNING, key=lambda s: s.port):
-            report.sections.append((f"server log (port {running.port}, last lines)", running.log_tail()))
+        for running in sorted(servers.STARTED, key=lambda s: s.port):
+            if running.proc is not None:
+                report.sections.append((f"server log (port {running.port}, last lines)", running.log_tail()))
+
+
+@pytest.fixture(autouse=True)
+def no_server_answered_500() -> Iterator[None]:
+    """Bad input gets a 4xx, never a 500: a test during which any server answered a 500 fails,
+    whatever the test itself asserted (the SDK's retries or a ``pytest.raises(APIError)`` would
+    otherwise hide it). Autouse fixtures are set up first, so this runs after the test's own
+    servers have stopped."""
+    yield
+    found: list[str] = []
+    for started in list(servers.STARTED):
+        found += [f"port {started.port}: {line}" for line in started.unhandled_errors()]
+        if started.proc is None:
+            servers.STARTED.discard(started)
+    if found:
+        pytest.fail("a server answered 500:\n" + "\n".join(found), pytrace=False)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -20,9 +20,12 @@ def free_port() -> int:
         return port
 
 
-# The servers running now, so a failing test's report can show what they logged (conftest.py).
-RUNNING: set[ServerProcess] = set()
+# The servers started and not yet checked after they stopped: a failing test's report shows what the
+# running ones logged, and every test fails if one of them answered a 500 (conftest.py).
+STARTED: set[ServerProcess] = set()
 LOG_TAIL_LINES = 60
+# What api/middleware.py logs for every request it answers with a 500.
+UNHANDLED_MARK = "unhandled error on"
 
 
 class ServerProcess:
@@ -45,6 +48,7 @@ class ServerProcess:
         self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / f"server-{self.port}.log"
+        self._checked = 0  # how far unhandled_errors() has read the log
 
     @property
     def base_url(self) -> str:
@@ -60,7 +64,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
         )
         log.close()
-        RUNNING.add(self)
+        STARTED.add(self)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,6 +82,16 @@ class ServerProcess:
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
+    def unhandled_errors(self) -> list[str]:
+        """The lines logged since the last call that mark a 500 this server answered."""
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open("rb") as log:
+            log.seek(self._checked)
+            new = log.read()
+        self._checked += len(new)
+        return [line for line in new.decode(errors="replace").splitlines() if UNHANDLED_MARK in line]
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
@@ -87,7 +101,6 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        RUNNING.discard(self)
 
     def kill(self) -> None:
         """kill -9: no shutdown code runs (crash tests)."""
@@ -95,4 +108,3 @@ class ServerProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
-        RUNNING.discard(self)
