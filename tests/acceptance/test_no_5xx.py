@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import openai
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.errors import error_of
+from tests.conftest import make_client, server_env
+from tests.support import databases
+from tests.support.errors import assert_api_error, error_of
 from tests.support.server import ServerProcess
 
 scalars = st.one_of(
@@ -104,3 +110,30 @@ def test_random_ids_never_5xx(server: ServerProcess, object_id: str) -> None:
         for path in (f"/threads/{object_id}", f"/assistants/{object_id}", f"/threads/{object_id}/messages"):
             _check(http.get(path))
             _check(http.delete(path))
+
+
+def test_refusals_first_on_every_database_thread_leave_it_serving(backend: str, tmp_path: Path) -> None:
+    """On a fresh server, 404s sent 16 at a time make a refusal the first transaction of most of its
+    database threads (PostgreSQL runs them on 10); every request after them is still answered, not
+    a 500 (a thread whose first transaction raised once answered 500 to all it served after)."""
+    env, pg_url = server_env(backend)
+    server = ServerProcess(tmp_path, env).start()
+    try:
+        with make_client(server.base_url) as sdk:
+            thread = sdk.beta.threads.create()
+
+            def miss(_: int) -> None:
+                with pytest.raises(openai.NotFoundError) as exc:
+                    sdk.beta.threads.retrieve("thread_missing")
+                assert_api_error(exc.value, 404, message="No thread found with id 'thread_missing'.")
+
+            def hit(_: int) -> str:
+                return sdk.beta.threads.retrieve(thread.id).id
+
+            with concurrent.futures.ThreadPoolExecutor(16) as pool:
+                list(pool.map(miss, range(64)))
+                assert set(pool.map(hit, range(64))) == {thread.id}
+    finally:
+        server.stop()
+        if pg_url:
+            databases.drop_database(pg_url)
