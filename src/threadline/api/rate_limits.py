@@ -17,6 +17,7 @@ import time
 from collections import Counter
 
 from threadline.domain.errors import RateLimited
+from threadline.observability.logs import RetryLog
 from threadline.observability.metrics import ADMISSION_REFUSALS
 from threadline.storage.database import Database
 from threadline.storage.scope import ALL_PROJECTS
@@ -73,12 +74,15 @@ class RequestLimiter:
             await self.flush()
 
     async def _flush_forever(self) -> None:
+        failures = RetryLog(log, "flushing request counts")
         while True:
             await asyncio.sleep(FLUSH_S)
             try:
                 await self.flush()
             except Exception:  # a database hiccup: the counts stay pending and go next time
-                log.exception("flushing request counts failed")
+                failures.failed()
+            else:
+                failures.succeeded()
 
     async def flush(self) -> None:
         if self._db is None or not (self._pending or self._known):

@@ -47,6 +47,7 @@ from threadline.domain.events import MessageDelta, RunChanged, RunEvent, StepDel
 from threadline.domain.run_states import STOPPED_RUN_STATUSES
 from threadline.events.bus import DeltaCoalescer, EventBus, InProcessBus, Work, merged
 from threadline.events.codec import decode_event, encode_event
+from threadline.observability.logs import RetryLog
 from threadline.storage.database import Database
 from threadline.storage.notify import EVENTS_CHANNEL, EventsNotice, Notifications
 from threadline.storage.uow import UnitOfWork
@@ -205,6 +206,7 @@ class DatabaseBus:
         # PostgreSQL at ≈ 25 stopping commits and appends a second behind a busy API's transactions
         # (runs of 1 s took 6-7 s at 20 runs/s, docs/performance.md "Runs' CPU").
         self._in_flight: tuple[set[str], asyncio.Event] | None = None
+        self._append_failures = RetryLog(log, "appending run events")
         self._stopping: dict[str, int] = {}  # runs with a stopping commit under way: not batched
         self._tasks: list[asyncio.Task[None]] = []
         if notifications is not None:
@@ -395,10 +397,11 @@ class DatabaseBus:
                 append = partial(_append, batch=batch, origin=self.origin, watching=self._watching)
                 appended = await self.db.transaction(append)
             except Exception:  # keep the events and retry: a stream waits rather than loses them
-                log.exception("appending run events failed; retrying")
+                self._append_failures.failed()
                 self._pending[:0] = batch
                 failed = True
             else:
+                self._append_failures.succeeded()
                 failed = False
                 for run_id, placed in appended.items():
                     self._deliver(run_id, placed)
@@ -411,6 +414,7 @@ class DatabaseBus:
                 self._has_pending.set()
 
     async def _prune_forever(self) -> None:
+        failures = RetryLog(log, "pruning run events")
         while True:
             await asyncio.sleep(PRUNE_INTERVAL_S)
             try:
@@ -418,7 +422,9 @@ class DatabaseBus:
                 prune = partial(_prune, before=now - RETENTION_S, watchers_before=now - WATCHER_RETENTION_S)
                 await self.db.transaction(prune)
             except Exception:  # pruning is housekeeping: try again next time
-                log.exception("pruning run events failed")
+                failures.failed()
+            else:
+                failures.succeeded()
 
     async def aclose(self, timeout_s: float = 5.0) -> None:
         """Write what is still queued (bounded), then stop."""

@@ -32,6 +32,7 @@ from threadline.events.dispatch import BackgroundTasks
 from threadline.executor.runner import Runner, RunProgress
 from threadline.executor.tools import ToolRegistry
 from threadline.llm.providers import ProviderRouter
+from threadline.observability.logs import RetryLog
 from threadline.retrieval import tokens
 from threadline.services.background import (
     every,
@@ -151,12 +152,15 @@ class Executor:
     # --- claiming and running -------------------------------------------------------------------
 
     async def _claim_forever(self) -> None:
+        failures = RetryLog(log, "claiming runs")
         while self._claiming:
             await woken_or_polled(self._wake, self.settings.run_poll_s)
             try:
                 await self._claim_available()
             except Exception:  # a database hiccup must not end claiming for good
-                log.exception("claiming runs failed")
+                failures.failed()
+            else:
+                failures.succeeded()
 
     async def _claim_available(self) -> None:
         while self._claiming:

@@ -23,6 +23,7 @@ from threadline.config import Settings
 from threadline.domain.files import VectorStoreFile
 from threadline.ingestion.pool import IngestionPool, PoolLimits
 from threadline.llm.types import EmbeddingModel
+from threadline.observability.logs import RetryLog
 from threadline.services import files as files_service
 from threadline.services import ingestion
 from threadline.services.background import new_owner, woken_or_polled
@@ -88,6 +89,7 @@ class IngestionLoop:
         self.pool.close()
 
     async def _run(self) -> None:
+        failures = RetryLog(log, "ingestion tick")
         while True:
             try:
                 worked = await self._tick()
@@ -95,8 +97,10 @@ class IngestionLoop:
                 raise
             except Exception:
                 # A database hiccup must not kill the loop; the files stay queued.
-                log.exception("ingestion tick failed")
+                failures.failed()
                 worked = False
+            else:
+                failures.succeeded()
             if not worked:
                 self._wake.clear()  # what woke us is being handled: wait for news after this tick
                 await woken_or_polled(self._wake, POLL_INTERVAL_S)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -81,3 +82,45 @@ def configure(level: str = "info", fmt: str = "text", *, access_log: bool = True
 def uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's ``log_config``: keep our handlers (uvicorn's default config would replace them)."""
     return {"version": 1, "disable_existing_loggers": False}
+
+
+class RetryLog:
+    """How a loop that retries forever (claiming runs, flushing counts, ingestion ticks) reports a
+    failing step: the first failure with its traceback, then one line a minute while it goes on, and
+    one line when the step works again. A database outage fails such steps several times a second;
+    a traceback per attempt would bury everything else the server logs."""
+
+    REPEAT_S = 60.0
+
+    def __init__(
+        self, log: logging.Logger, what: str, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.log = log
+        self.what = what
+        self.failures = 0
+        self._clock = clock
+        self._since = 0.0
+        self._said = 0.0
+
+    def failed(self) -> None:
+        """Call in the ``except`` block of a failed attempt."""
+        self.failures += 1
+        now = self._clock()
+        if self.failures == 1:
+            self._since = self._said = now
+            self.log.exception("%s failed; retrying", self.what)
+        elif now - self._said >= self.REPEAT_S:
+            self._said = now
+            self.log.error(
+                "%s still failing: %d attempts in %.0f s", self.what, self.failures, now - self._since
+            )
+
+    def succeeded(self) -> None:
+        if self.failures:
+            self.log.warning(
+                "%s works again, after %d failed attempts in %.0f s",
+                self.what,
+                self.failures,
+                self._clock() - self._since,
+            )
+            self.failures = 0

@@ -17,6 +17,8 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 
+from threadline.observability.logs import RetryLog
+
 # Owners held by loops alive in this process: an owner with our pid that is not one of them was left
 # by an earlier process that had our pid (a restarted container's pid 1), so it is dead.
 _LIVE_OWNERS: set[str] = set()
@@ -66,10 +68,14 @@ async def every(
     interval_s: Callable[[], float], step: Callable[[], Awaitable[None]], log: logging.Logger, what: str
 ) -> None:
     """Run ``step`` every ``interval_s()`` seconds, forever (until cancelled). A failing step is
-    logged and tried again next time: a database hiccup must not end heartbeats or sweeps."""
+    logged (observability/logs.py, ``RetryLog``) and tried again next time: a database hiccup must
+    not end heartbeats or sweeps."""
+    failures = RetryLog(log, what)
     while True:
         await asyncio.sleep(interval_s())
         try:
             await step()
         except Exception:
-            log.exception("%s failed", what)
+            failures.failed()
+        else:
+            failures.succeeded()
