@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from threadline.observability.logs import RetryLog
+
 log = logging.getLogger(__name__)
 
 KERNEL_PATH = Path(__file__).with_name("sandbox_kernel.py")
@@ -543,12 +545,15 @@ class SessionPool:
             self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     async def _sweep_forever(self) -> None:
+        failures = RetryLog(log, "code_interpreter session sweep")
         while self.sessions:
             await asyncio.sleep(SWEEP_INTERVAL_S)
             try:
                 await self.sweep()
             except Exception:  # a database hiccup must not end sweeping for good
-                log.exception("code_interpreter session sweep failed")
+                failures.failed()
+            else:
+                failures.succeeded()
 
     async def sweep(self) -> None:
         """End idle sessions and those of deleted threads (removing their files)."""
