@@ -193,3 +193,27 @@ async def test_a_database_thread_whose_first_transaction_raised_serves_the_next(
                 await db.transaction(not_found, scope=SCOPE)
         pids = {await db.transaction(_backend_pid, scope=SCOPE) for _ in range(6)}
         assert 1 <= len(pids) <= 2  # the held connections, used again
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_failed_statements_error_carries_no_values(tmp_path: Path, backend: str) -> None:
+    """A statement's error is logged with the traceback of a failing request: it must not carry
+    what the statement wrote (a message's text), on Core's path or on the driver's cursor."""
+    with database(tmp_path, backend) as db:
+        secret = "user text 7f3a"
+        db.transaction_sync(lambda uow: uow.threads.insert(_thread("thread_dup", None)), scope=SCOPE)
+        duplicate = {"id": "thread_dup", "created_at": 1, "tool_resources": None, "metadata": {"k": secret}}
+        with pytest.raises(sa.exc.IntegrityError) as core:
+            db.transaction_sync(
+                lambda uow: uow.conn.execute(t.insert().values(**duplicate, project_id=DEFAULT_PROJECT_ID)),
+                scope=SCOPE,
+            )
+        with pytest.raises(sa.exc.IntegrityError) as cursor:
+            db.transaction_sync(
+                lambda uow: uow.threads.insert(
+                    _thread("thread_dup", {"code_interpreter": {"file_ids": [secret]}})
+                ),
+                scope=SCOPE,
+            )
+        for exc in (core.value, cursor.value):
+            assert secret not in str(exc) and "hidden" in str(exc)

@@ -98,6 +98,7 @@ def _create_engine(settings: Settings, url: sa.URL) -> Engine:
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             connect_args={"check_same_thread": False},
+            hide_parameters=True,  # as for PostgreSQL below: no values in logged errors
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -113,6 +114,9 @@ def _create_engine(settings: Settings, url: sa.URL) -> Engine:
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
         connect_args={"options": f"-c statement_timeout={settings.db_statement_timeout_ms}"},
+        # A statement's error would otherwise carry its values (message text, instructions) into
+        # the traceback a failing request or loop logs at ERROR.
+        hide_parameters=True,
     )
 
 
