@@ -35,7 +35,6 @@ import json
 import logging
 import math
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -46,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import machine
 from threadline.config import Settings
 from threadline.executor.sandbox import (
     Backend,
@@ -59,7 +59,6 @@ from threadline.executor.sandbox import (
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 PYTHON = sys.executable
 IMPORT = "import pandas, matplotlib.pyplot"
 # Timed as two calls (one round trip more, ≈ 0.3 ms) to show where the time goes: pyplot's first
@@ -138,7 +137,7 @@ def _count_cpu(session: Session) -> None:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        _unreaped_cpu_s += (int(fields[11]) + int(fields[12])) * TICK_S  # utime, stime
+        _unreaped_cpu_s += (int(fields[11]) + int(fields[12])) * machine.TICK_S  # utime, stime
 
 
 async def run(session: Session, code: str) -> float:
@@ -190,36 +189,12 @@ def mem_available_kb() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent outside idle/iowait since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) * TICK_S
-
-
 def own_cpu_s() -> float:
     """This process, its reaped children (probes, bwrap, unsandboxed kernels) and the processes inside
     the sandboxes."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + _unreaped_cpu_s
-
-
-def machine() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem = next(
-        ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemT")
-    )
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs, {int(mem) / 2**20:.0f} GiB, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
-    )
 
 
 async def cold_starts(tmp: Path, count: int) -> dict[str, Any]:
@@ -464,16 +439,16 @@ def main() -> None:
     # pool.session warns on every unsandboxed session (a development setting): expected here.
     logging.basicConfig(level=logging.ERROR)
     tag = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    load_before, busy_before, began = os.getloadavg(), machine_busy_s(), time.monotonic()
+    load_before, busy_before, began = os.getloadavg(), machine.busy_s(), time.monotonic()
     with tempfile.TemporaryDirectory(prefix="threadline-bench-ci-") as tmp:
         results = asyncio.run(run_all(args, Path(tmp)))
     wall = time.monotonic() - began
     lines = table(results)
     results |= {
         "date": tag,
-        "machine": machine(),
+        "machine": machine.describe(),
         "wall_s": wall,
-        "machine_busy_cpu_s": machine_busy_s() - busy_before,
+        "machine_busy_cpu_s": machine.busy_s() - busy_before,
         "own_cpu_s": own_cpu_s(),
         "other_cpu_s": 0.0,
         "loadavg": {"before": load_before, "after": os.getloadavg()},

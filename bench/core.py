@@ -31,12 +31,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import machine
 import wrk_run
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 HOST = "127.0.0.1"
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 # operation -> the ids file its requests cycle through
 OPERATIONS = {
     "create_thread": "threads",
@@ -111,18 +111,6 @@ def free_port() -> int:
         return port
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
-def machine_busy_s() -> float:
-    """CPU seconds all cores spent outside idle/iowait since boot."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(values[:8]) - values[3] - values[4]) * TICK_S
-
-
 def children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -160,13 +148,13 @@ def run_wrk(
     wrk: str, target: Target, op: str, ids: str, connections: int, duration_s: int, limit: int = 20
 ) -> WrkResult:
     """wrk against ``target``, with the CPU the server and the rest of the machine used meanwhile."""
-    server0, busy0, wrk0 = process_cpu_s(target.pid), machine_busy_s(), children_cpu_s()
+    server0, busy0, wrk0 = machine.process_cpu_s(target.pid), machine.busy_s(), children_cpu_s()
     record = wrk_run.run_wrk(
         wrk, target.url, op, target.ids_dir / f"{ids}.txt", connections, duration_s, limit
     )
     server, busy, wrk_cpu = (
-        process_cpu_s(target.pid) - server0,
-        machine_busy_s() - busy0,
+        machine.process_cpu_s(target.pid) - server0,
+        machine.busy_s() - busy0,
         children_cpu_s() - wrk0,
     )
     result = WrkResult(**record)
@@ -428,7 +416,7 @@ def main() -> None:
                 "date": started.isoformat(),
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
-                "machine": platform.platform(),
+                "machine": machine.describe(),
                 "args": vars(args),
                 "results": {
                     srv: {

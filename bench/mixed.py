@@ -51,6 +51,7 @@ import psycopg
 import uvloop
 
 import core
+import machine
 import runs
 import scaleout
 import wrk_run
@@ -317,7 +318,7 @@ def _cpu_of(pids: set[int]) -> dict[int, float]:
     spent: dict[int, float] = {}
     for pid in pids:
         try:
-            spent[pid] = core.process_cpu_s(pid)
+            spent[pid] = machine.process_cpu_s(pid)
         except OSError:
             continue
     return spent
@@ -352,7 +353,7 @@ def cpu_meter(server_pid: int, model_pid: int, backends: PostgresBackends) -> It
     groups = {"threadline": tree(server_pid, _process_table()), "model": {model_pid}}
     groups["postgres"] = backends.pids()
     before = {name: _cpu_of(pids) for name, pids in groups.items()}
-    wrk0, self0, busy0 = core.children_cpu_s(), _self_cpu_s(), core.machine_busy_s()
+    wrk0, self0, busy0 = core.children_cpu_s(), _self_cpu_s(), machine.busy_s()
     spent: dict[str, float] = {}
     yield spent
     # Processes started meanwhile (a backend for a new pooled connection) count from zero; those
@@ -364,7 +365,7 @@ def cpu_meter(server_pid: int, model_pid: int, backends: PostgresBackends) -> It
         spent[name] = sum(v - before[name].get(pid, 0.0) for pid, v in after.items())
     spent["wrk"] = core.children_cpu_s() - wrk0
     spent["driver"] = _self_cpu_s() - self0
-    spent["other"] = max(0.0, core.machine_busy_s() - busy0 - sum(spent.values()))
+    spent["other"] = max(0.0, machine.busy_s() - busy0 - sum(spent.values()))
 
 
 def _self_cpu_s() -> float:
@@ -669,7 +670,7 @@ def main() -> None:
     configs = [c for c in configs if args.only in (None, c.backend)]
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     started, load_before = time.monotonic(), os.getloadavg()
-    print(f"{stamp} · {runs.machine()} · model {args.model}", flush=True)
+    print(f"{stamp} · {machine.describe()} · model {args.model}", flush=True)
     results: list[Measured] = []
     with tempfile.TemporaryDirectory(prefix="threadline-mixed-") as tmp, ExitStack() as stack:
         model, model_url = runs.start_model()
@@ -682,7 +683,7 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     raw = {
         "date": stamp,
-        "machine": runs.machine(),
+        "machine": machine.describe(),
         "args": vars(args),
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),

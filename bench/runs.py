@@ -24,7 +24,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import resource
 import select
 import socket
@@ -43,10 +42,11 @@ from typing import Any
 import uvloop
 from openai import AsyncOpenAI
 
+import machine
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 HOST = "127.0.0.1"
-TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 INSTRUCTIONS = "You are a terse benchmark assistant."
 QUESTION = "Say something."
 PROMPT: list[Any] = [{"role": "system", "content": INSTRUCTIONS}, {"role": "user", "content": QUESTION}]
@@ -250,21 +250,12 @@ async def bounded(factories: list[Callable[[], Awaitable[str]]], limit: int) -> 
 PIDS: dict[str, int] = {}
 
 
-def _proc_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * TICK_S
-
-
-def _busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all CPUs, /proc/stat)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) * TICK_S  # minus idle and iowait
-
-
 def _cpu_now() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    ours = {"client": usage.ru_utime + usage.ru_stime} | {k: _proc_cpu_s(p) for k, p in PIDS.items()}
-    return ours | {"other": _busy_s() - sum(ours.values())}
+    ours = {"client": usage.ru_utime + usage.ru_stime} | {
+        k: machine.process_cpu_s(p) for k, p in PIDS.items()
+    }
+    return ours | {"other": machine.busy_s() - sum(ours.values())}
 
 
 @contextmanager
@@ -413,18 +404,6 @@ def table(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.system()}"
-
-
 async def run_all(args: argparse.Namespace, model_url: str, threadline_url: str, tag: str) -> dict[str, Any]:
     bench = Bench(
         direct=AsyncOpenAI(base_url=model_url, api_key="bench", max_retries=0, timeout=60),
@@ -469,7 +448,7 @@ def main() -> None:
         finally:
             stop(model)
     lines = table(results)
-    results |= {"date": tag, "machine": machine(), "loadavg_at_end": os.getloadavg(), "table": lines}
+    results |= {"date": tag, "machine": machine.describe(), "loadavg_at_end": os.getloadavg(), "table": lines}
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"runs-{tag}.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
