@@ -39,6 +39,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+import machine
 import wrk_run
 
 BENCH = Path(__file__).resolve().parent
@@ -261,7 +262,7 @@ def main() -> None:
         json.dumps(
             {
                 "date": stamp,
-                "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
+                "machine": machine.describe(),
                 "python": platform.python_version(),
                 "args": vars(args),
                 "loadavg_1m_before": load_before,
