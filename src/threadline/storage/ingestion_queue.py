@@ -20,6 +20,7 @@ from threadline.domain.files import VectorStoreFile
 from threadline.storage import tables
 from threadline.storage.chunks import ChunkRepository, NewChunk
 from threadline.storage.scope import Ownership
+from threadline.storage.vector_stores import vs_file_of
 
 vsf = tables.vector_store_files
 
@@ -83,17 +84,7 @@ class IngestionQueueRepository:
                 .where(*where)
                 .values(lease_owner=owner, lease_expires_at=now_s + lease_s, attempts=row.attempts + 1)
             )
-            claimed.append(
-                VectorStoreFile(
-                    id=row.id,
-                    vector_store_id=row.vector_store_id,
-                    created_at=row.created_at,
-                    status=row.status,
-                    chunking_strategy=row.chunking_strategy,
-                    attributes=row.attributes,
-                    batch_id=row.batch_id,
-                )
-            )
+            claimed.append(vs_file_of(row))
         return claimed
 
     def release(self, vector_store_id: str, file_id: str, owner: str) -> None:

@@ -33,7 +33,8 @@ def _store(row: Any) -> VectorStore:
     return VectorStore(**row._mapping)
 
 
-def _vs_file(row: Any) -> VectorStoreFile:
+def vs_file_of(row: Any) -> VectorStoreFile:
+    """A ``vector_store_files`` row (every column selected) as the domain object."""
     return VectorStoreFile(**{name: row._mapping[name] for name in _VSF_FIELDS})
 
 
@@ -143,7 +144,7 @@ class VectorStoreRepository:
         row = self.conn.execute(
             sa.select(vsf).where(vsf.c.vector_store_id == vector_store_id, vsf.c.id == file_id)
         ).first()
-        return None if row is None else _vs_file(row)
+        return None if row is None else vs_file_of(row)
 
     def set_attributes(self, vector_store_id: str, file_id: str, attributes: dict[str, Any] | None) -> None:
         self.owner.vector_store(vector_store_id)
@@ -210,7 +211,7 @@ class VectorStoreRepository:
             where.append(vsf.c.status == status)
         if batch_id is not None:
             where.append(vsf.c.batch_id == batch_id)
-        return fetch_page(self.conn, vsf, where, params, _vs_file)
+        return fetch_page(self.conn, vsf, where, params, vs_file_of)
 
     # --- batches -----------------------------------------------------------------------------------
     def insert_batch(self, batch: FileBatch) -> None:
