@@ -134,10 +134,9 @@ def _count_cpu(session: Session) -> None:
         return
     for pid in list(tree(session._proc.pid))[1:]:  # the first is our child: reaped, so counted
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            _unreaped_cpu_s += machine.process_cpu_s(pid)
+        except OSError:  # it exited meanwhile
             continue
-        _unreaped_cpu_s += (int(fields[11]) + int(fields[12])) * machine.TICK_S  # utime, stime
 
 
 async def run(session: Session, code: str) -> float:

@@ -252,9 +252,8 @@ PIDS: dict[str, int] = {}
 
 def _cpu_now() -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    ours = {"client": usage.ru_utime + usage.ru_stime} | {
-        k: machine.process_cpu_s(p) for k, p in PIDS.items()
-    }
+    ours = {"client": usage.ru_utime + usage.ru_stime}
+    ours |= {name: machine.process_cpu_s(pid) for name, pid in PIDS.items()}
     return ours | {"other": machine.busy_s() - sum(ours.values())}
 
 
